@@ -1,0 +1,667 @@
+"""ZCore: zero-shot coreset scores.
+
+Griffin, Marks and Corso, "Zero-Shot Coreset Selection" (arXiv 2411.15349).
+Every iteration draws ``sample_dim`` random embedding dimensions and a point
+from the per-dimension triangular distribution (min, median, max of the data).
+The sample nearest to that point (L1 over the drawn dimensions, ties broken
+at random) gains +1 (coverage); its ``redundancy_nn`` nearest other samples lose weights
+proportional to ``d ** -redundancy_exp`` normalised to sum to 1, or, when the
+nearest other sample is an exact duplicate, that one loses 1 (redundancy).
+
+The engine stores the embeddings column-major, runs coverage and redundancy of
+an iteration in one compiled pass pair with a block pre-filter in front of a
+bounded heap, and uses all cores with independent random streams. Scores are
+accumulated as fixed-point integers, so a seed gives the same scores whatever
+the number of threads. A torch path batches iterations on a GPU.
+"""
+
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from scipy.stats import spearmanr
+
+# Score units per +1: accumulation in int64 fixed point is exact and order-free.
+_SCALE = float(2**32)
+_MAX_CHUNK = 1024
+
+DEFAULTS = dict(
+    n_samples=1_000_000,
+    sample_dim=2,
+    redundancy_nn=1000,
+    redundancy_exp=4,
+    random_init=True,
+)
+
+
+@dataclass
+class ZCoreResult:
+    """Scores of one ZCore run and what the run measured."""
+
+    scores: np.ndarray
+    n_samples: int
+    reliability: float
+    seed: int
+    seconds: float
+    device: str
+    stopped_by: str = "n_samples"
+
+
+def zcore_scores(
+    embeddings,
+    *,
+    n_samples=1_000_000,
+    sample_dim=2,
+    redundancy_nn=1000,
+    redundancy_exp=4,
+    random_init=True,
+    seed=None,
+    progress=None,
+    device="auto",
+    num_threads=None,
+    target_reliability=0.9,
+    time_budget=None,
+):
+    """Returns ZCore scores in [0, 1] as a float32 array of shape (N,).
+
+    See :func:`zcore_run` for the parameters.
+    """
+    return zcore_run(
+        embeddings,
+        n_samples=n_samples,
+        sample_dim=sample_dim,
+        redundancy_nn=redundancy_nn,
+        redundancy_exp=redundancy_exp,
+        random_init=random_init,
+        seed=seed,
+        progress=progress,
+        device=device,
+        num_threads=num_threads,
+        target_reliability=target_reliability,
+        time_budget=time_budget,
+    ).scores
+
+
+def zcore_run(
+    embeddings,
+    *,
+    n_samples=1_000_000,
+    sample_dim=2,
+    redundancy_nn=1000,
+    redundancy_exp=4,
+    random_init=True,
+    seed=None,
+    progress=None,
+    device="auto",
+    num_threads=None,
+    target_reliability=0.9,
+    time_budget=None,
+):
+    """Scores every row of ``embeddings`` for coverage minus redundancy.
+
+    Args:
+        embeddings: array-like of shape (N, D), N >= 3, finite values
+        n_samples: number of sampling iterations, or ``"auto"`` to sample
+            until the split-half reliability reaches ``target_reliability``
+            or ``time_budget`` seconds pass (whichever comes first)
+        sample_dim: dimensions drawn per iteration
+        redundancy_nn: neighbours penalised per iteration (capped at N - 1)
+        redundancy_exp: exponent of the inverse-distance penalty
+        random_init: add U(0, 1) noise before normalisation
+        seed: integer seed; None draws one (returned in the result)
+        progress: optional callable receiving the fraction done in [0, 1]
+        device: ``"auto"`` (CUDA when torch sees one, else CPU), ``"cpu"``
+            or a torch CUDA device such as ``"cuda"`` or ``"cuda:1"``
+        num_threads: CPU threads (default: all cores)
+        target_reliability: the reliability at which ``"auto"`` stops
+        time_budget: seconds after which ``"auto"`` stops
+
+    Returns:
+        a :class:`ZCoreResult`
+    """
+    start = time.perf_counter()
+    cols = _as_columns(embeddings)
+    dim, num = cols.shape
+    auto = isinstance(n_samples, str)
+    if auto and n_samples != "auto":
+        raise ValueError(f"n_samples must be a positive integer or 'auto', got {n_samples!r}")
+    if not auto:
+        n_samples = _positive_int("n_samples", n_samples)
+    sample_dim = _positive_int("sample_dim", sample_dim)
+    if sample_dim > dim:
+        raise ValueError(
+            f"sample_dim={sample_dim} exceeds the embedding dimension {dim}; "
+            "choose sample_dim <= D"
+        )
+    redundancy_nn = min(_positive_int("redundancy_nn", redundancy_nn), num - 1)
+    if not np.isfinite(redundancy_exp) or redundancy_exp < 0:
+        raise ValueError(f"redundancy_exp must be a finite number >= 0, got {redundancy_exp!r}")
+    if not 0 < target_reliability < 1:
+        raise ValueError(f"target_reliability must be in (0, 1), got {target_reliability!r}")
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    seed = int(seed)
+    device = resolve_device(device)
+
+    stats = _column_stats(cols)
+    engine = _make_engine(device, cols, stats, sample_dim, redundancy_nn, float(redundancy_exp), num_threads)
+    chunk = _chunk_size(n_samples if not auto else 10 * num)
+
+    acc = np.zeros((2, num), dtype=np.int64)
+    done = 0
+    next_chunk = 0
+    reliability = float("nan")
+    stopped_by = "n_samples"
+    if auto:
+        goal = max(10 * num, 2 * chunk)
+        cap = 10_000 * num
+    else:
+        goal = n_samples
+        cap = n_samples
+    while True:
+        todo = goal - done
+        n_chunks = math.ceil(todo / chunk)
+        sizes = [min(chunk, todo - i * chunk) for i in range(n_chunks)]
+        specs = [(seed, next_chunk + i, sizes[i]) for i in range(n_chunks)]
+
+        def _report(n, _base=done, _goal=goal):
+            if progress is not None:
+                total = cap if not auto else _goal
+                progress(min(1.0, (_base + n) / total))
+
+        engine(specs, acc, _report)
+        done = goal
+        next_chunk += n_chunks
+        reliability = split_half_reliability(acc[0], acc[1])
+        if not auto:
+            break
+        if reliability >= target_reliability:
+            stopped_by = "target_reliability"
+            break
+        if time_budget is not None and time.perf_counter() - start >= time_budget:
+            stopped_by = "time_budget"
+            break
+        if done >= cap:
+            stopped_by = "max_samples"
+            break
+        goal = min(cap, 2 * done)
+        if time_budget is not None:
+            # Do not start a round that the measured rate says would overrun.
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            left = time_budget - (time.perf_counter() - start)
+            goal = min(goal, done + max(chunk, int(rate * left)))
+
+    scores = (acc[0] + acc[1]).astype(np.float64) / _SCALE
+    if random_init:
+        init_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(0,))))
+        scores += init_rng.uniform(0.0, 1.0, num)
+    if progress is not None:
+        progress(1.0)
+    return ZCoreResult(
+        scores=min_max_normalize(scores),
+        n_samples=int(done),
+        reliability=float(reliability),
+        seed=seed,
+        seconds=time.perf_counter() - start,
+        device=device,
+        stopped_by=stopped_by,
+    )
+
+
+def split_half_reliability(half_a, half_b):
+    """Spearman-Brown corrected rank correlation of two independent halves."""
+    if np.ptp(half_a) == 0 or np.ptp(half_b) == 0:
+        return float("nan")
+    r = spearmanr(half_a, half_b).statistic
+    if not np.isfinite(r):
+        return float("nan")
+    if r <= -1:
+        return -1.0
+    return float(2 * r / (1 + r))
+
+
+def min_max_normalize(values):
+    """Maps values linearly onto [0, 1] (all zeros when they are constant)."""
+    values = np.asarray(values, dtype=np.float64)
+    lo, hi = values.min(), values.max()
+    if hi == lo:
+        return np.zeros(values.shape, dtype=np.float32)
+    return ((values - lo) / (hi - lo)).astype(np.float32)
+
+
+def resolve_device(device):
+    """Returns ``"cpu"`` or a concrete torch CUDA device string."""
+    if device in (None, "auto"):
+        return "cuda" if _cuda_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if isinstance(device, str) and device.startswith("cuda"):
+        if not _cuda_available():
+            raise ValueError(f"device={device!r} was requested but torch sees no CUDA device; use 'cpu' or 'auto'")
+        return device
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+
+
+def _cuda_available():
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _as_columns(embeddings):
+    """Validates (N, D) embeddings and returns them as a (D, N) float32 array."""
+    arr = np.asarray(embeddings)
+    if arr.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-D array of shape (N, D), got shape {arr.shape}")
+    num, dim = arr.shape
+    if num < 3:
+        raise ValueError(f"ZCore needs at least 3 samples with embeddings, got {num}")
+    if dim < 1:
+        raise ValueError("embeddings have no dimensions")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"embeddings must be numeric, got dtype {arr.dtype}")
+    # One D x N float32 copy; checked column by column so no N x D temporary.
+    cols = np.empty((dim, num), dtype=np.float32)
+    step = max(1, (1 << 24) // max(num, 1))
+    for d0 in range(0, dim, step):
+        block = np.asarray(arr[:, d0 : d0 + step], dtype=np.float32).T
+        if not np.isfinite(block).all():
+            bad = np.where(~np.isfinite(block).all(axis=0))[0][:5]
+            raise ValueError(
+                f"embeddings contain NaN or inf (rows {bad.tolist()} ...); "
+                "recompute or drop those embeddings"
+            )
+        cols[d0 : d0 + step] = block
+    return cols
+
+
+def _column_stats(cols):
+    """Per-dimension (min, median, max) as float64 arrays."""
+    dim = cols.shape[0]
+    lo = np.empty(dim)
+    med = np.empty(dim)
+    hi = np.empty(dim)
+    for d in range(dim):
+        lo[d], med[d], hi[d] = cols[d].min(), np.median(cols[d]), cols[d].max()
+    return lo, med, hi
+
+
+def _chunk_size(n_samples):
+    return max(1, min(_MAX_CHUNK, math.ceil(n_samples / 2)))
+
+
+def chunk_uniforms(seed, chunk_index, size, sample_dim):
+    """The uniforms of one chunk: dims (size, k), points (size, k), ties (size,)."""
+    ss = np.random.SeedSequence(seed, spawn_key=(1, chunk_index))
+    rng = np.random.Generator(np.random.PCG64(ss))
+    u = rng.random((size, 2 * sample_dim + 1))
+    return u[:, :sample_dim], u[:, sample_dim : 2 * sample_dim], u[:, 2 * sample_dim]
+
+
+def _make_engine(device, cols, stats, sample_dim, redundancy_nn, redundancy_exp, num_threads):
+    if device == "cpu":
+        return _CpuEngine(cols, stats, sample_dim, redundancy_nn, redundancy_exp, num_threads)
+    return _TorchEngine(cols, stats, sample_dim, redundancy_nn, redundancy_exp, device)
+
+
+class _CpuEngine:
+    """Runs iterations on CPU threads, grouped by their first dimension."""
+
+    def __init__(self, cols, stats, sample_dim, redundancy_nn, redundancy_exp, num_threads):
+        self.cols = cols
+        self.lo, self.med, self.hi = stats
+        self.sample_dim = sample_dim
+        self.k = redundancy_nn
+        self.exp = redundancy_exp
+        self.threads = max(1, int(num_threads or os.cpu_count() or 1))
+
+    def __call__(self, specs, acc, report):
+        dim, num = self.cols.shape
+        total = sum(size for _, _, size in specs)
+        dims = np.empty((total, self.sample_dim), dtype=np.int64)
+        points = np.empty((total, self.sample_dim), dtype=np.float32)
+        ties = np.empty(total, dtype=np.float64)
+        halves = np.empty(total, dtype=np.int8)
+        start = 0
+        for seed, index, size in specs:
+            u_dims, u_points, ties[start : start + size] = chunk_uniforms(seed, index, size, self.sample_dim)
+            stop = start + size
+            prepare_iterations(u_dims, u_points, self.lo, self.med, self.hi, dim, dims[start:stop], points[start:stop])
+            halves[start:stop] = index % 2
+            start = stop
+        by_dim = np.argsort(dims[:, 0], kind="stable")
+        dims, points, ties, halves = dims[by_dim], points[by_dim], ties[by_dim], halves[by_dim]
+        bounds = np.flatnonzero(np.diff(dims[:, 0])) + 1
+        groups = list(zip(np.r_[0, bounds], np.r_[bounds, total]))
+        # Largest groups first so the threads finish together.
+        groups.sort(key=lambda g: g[0] - g[1])
+
+        threads = min(self.threads, len(groups))
+        local = [np.zeros((2, num), dtype=np.int64) for _ in range(threads)]
+        finished = [0] * threads
+        queue = iter(groups)
+        lock = threading.Lock()
+
+        def work(t):
+            while True:
+                with lock:
+                    group = next(queue, None)
+                if group is None:
+                    return
+                g0, g1 = group
+                _run_iterations(
+                    self.cols, dims[g0:g1], points[g0:g1], ties[g0:g1], halves[g0:g1],
+                    self.k, self.exp, local[t][0], local[t][1],
+                )
+                finished[t] += g1 - g0
+
+        with ThreadPoolExecutor(threads) as pool:
+            futures = [pool.submit(work, t) for t in range(threads)]
+            pending = futures
+            while pending:
+                pending = wait(pending, timeout=0.25)[1]
+                report(sum(finished))
+            for future in futures:
+                future.result()
+        for part in local:
+            acc += part
+
+
+class _TorchEngine:
+    """Runs chunks on a torch device, all iterations of a chunk at once."""
+
+    def __init__(self, cols, stats, sample_dim, redundancy_nn, redundancy_exp, device):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.cols = torch.from_numpy(cols).to(self.device)
+        self.lo, self.med, self.hi = (torch.from_numpy(s).to(self.device) for s in stats)
+        self.sample_dim = sample_dim
+        self.k = redundancy_nn
+        self.exp = redundancy_exp
+
+    def __call__(self, specs, acc, report):
+        torch = self.torch
+        dim, num = self.cols.shape
+        halves = torch.zeros((2, num), dtype=torch.int64, device=self.device)
+        done = 0
+        for seed, index, size in specs:
+            u_dims, u_points, u_ties = chunk_uniforms(seed, index, size, self.sample_dim)
+            dims = torch.from_numpy(distinct_dims(u_dims, dim)).to(self.device)
+            u_points = torch.from_numpy(u_points).to(self.device)
+            u_ties = torch.from_numpy(u_ties).to(self.device)
+            # Bound the (batch, sample_dim, N) gather to about 256 MB.
+            batch = max(1, (1 << 26) // (num * self.sample_dim))
+            for b0 in range(0, size, batch):
+                self._batch(
+                    dims[b0 : b0 + batch], u_points[b0 : b0 + batch], u_ties[b0 : b0 + batch], halves[index % 2]
+                )
+            done += size
+            report(done)
+        acc += halves.cpu().numpy()
+
+    def _batch(self, dims, u_points, u_ties, out):
+        torch = self.torch
+        lo, med, hi = self.lo[dims], self.med[dims], self.hi[dims]
+        points = _triangular_torch(torch, lo, med, hi, u_points).float()
+        x = self.cols[dims]  # (B, k, N)
+        dist = (x - points[..., None]).abs().sum(1)
+        # Nearest sample, ties broken uniformly at random.
+        nearest = dist == dist.min(1, keepdim=True).values
+        pick = (u_ties * nearest.sum(1)).floor().long()
+        cover = (nearest.cumsum(1) > pick[:, None]).int().argmax(1)
+        rows = torch.arange(len(dims), device=self.device)
+        out.index_add_(0, cover, torch.full_like(cover, int(_SCALE)))
+        centre = x[rows, :, cover]  # (B, k)
+        dist = (x - centre[..., None]).abs().sum(1)
+        dist[rows, cover] = float("inf")
+        near_d, near_i = torch.topk(dist, self.k, dim=1, largest=False, sorted=True)
+        near_d = near_d.double()
+        dup = near_d[:, 0] == 0
+        weights = (near_d[:, :1].clamp_min(1e-300) / near_d.clamp_min(1e-300)) ** self.exp
+        weights = weights / weights.sum(1, keepdim=True)
+        weights[dup] = 0.0
+        weights[dup, 0] = 1.0
+        units = torch.round(weights * _SCALE).to(torch.int64)
+        out.index_add_(0, near_i.reshape(-1), -units.reshape(-1))
+
+
+def _triangular_torch(torch, lo, mode, hi, u):
+    width = hi - lo
+    safe = torch.where(width > 0, width, torch.ones_like(width))
+    cut = (mode - lo) / safe
+    left = lo + torch.sqrt(u * width * (mode - lo))
+    right = hi - torch.sqrt((1 - u) * width * (hi - mode))
+    return torch.where(u < cut, left, right)
+
+
+def distinct_dims(u_dims, dim):
+    """Maps (T, k) uniforms to k distinct dimensions per row, uniformly."""
+    out = np.empty(u_dims.shape, dtype=np.int64)
+    _distinct_dims(u_dims, dim, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _distinct_dims(u_dims, dim, out):
+    for t in range(u_dims.shape[0]):
+        _pick_dims(u_dims[t], dim, out[t])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pick_dims(u, dim, chosen):
+    """Sequential draw without replacement; ``chosen`` ends up sorted."""
+    k = u.shape[0]
+    for j in range(k):
+        r = min(int(u[j] * (dim - j)), dim - j - 1)
+        pos = 0
+        while pos < j and chosen[pos] <= r:
+            r += 1
+            pos += 1
+        for m in range(j, pos, -1):
+            chosen[m] = chosen[m - 1]
+        chosen[pos] = r
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _triangular(lo, mode, hi, u):
+    width = hi - lo
+    if width <= 0.0:
+        return lo
+    if u < (mode - lo) / width:
+        return lo + math.sqrt(u * width * (mode - lo))
+    return hi - math.sqrt((1.0 - u) * width * (hi - mode))
+
+
+@numba.njit(cache=True, nogil=True)
+def prepare_iterations(u_dims, u_points, lo, med, hi, dim, dims_out, points_out):
+    """Turns uniforms into sorted distinct dims and triangular points."""
+    for t in range(u_dims.shape[0]):
+        _pick_dims(u_dims[t], dim, dims_out[t])
+        for j in range(u_dims.shape[1]):
+            d = dims_out[t, j]
+            points_out[t, j] = _triangular(lo[d], med[d], hi[d], u_points[t, j])
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _distances(cols, row, centre, out):
+    """L1 distances of every sample to ``centre`` over ``row``; returns the first nearest."""
+    first = cols[row[0]]
+    c = centre[0]
+    for i in range(out.shape[0]):
+        out[i] = abs(first[i] - c)
+    for j in range(1, row.shape[0]):
+        col = cols[row[j]]
+        c = centre[j]
+        for i in range(out.shape[0]):
+            out[i] += abs(col[i] - c)
+    best = np.float32(np.inf)
+    best_block = 0
+    for start in range(0, out.shape[0], 512):
+        block = np.float32(np.inf)
+        for i in range(start, min(start + 512, out.shape[0])):
+            block = min(block, out[i])
+        if block < best:
+            best = block
+            best_block = start
+    nearest = best_block
+    while out[nearest] != best:
+        nearest += 1
+    return nearest
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _distance(cols, row, centre, i):
+    dist = abs(cols[row[0], i] - centre[0])
+    for j in range(1, row.shape[0]):
+        dist += abs(cols[row[j], i] - centre[j])
+    return dist
+
+
+@numba.njit(cache=True, nogil=True)
+def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
+    """Runs iterations (best grouped by first dimension, so its column stays cached).
+
+    Coverage scans all samples once. The k nearest others of the covered
+    sample c are found among the samples near the drawn point s: with
+    T >= the (k+1)-th smallest d(x, s) and b = d(s, c), the triangle
+    inequality bounds them by d(x, s) <= T + 2b, so only those few get an
+    exact distance to c. The result equals a full sort.
+    """
+    num = cols.shape[1]
+    unit = np.int64(_SCALE)
+    dist_s = np.empty(num, dtype=np.float32)
+    centre = np.empty(dims.shape[1], dtype=np.float32)
+    cand_d = np.empty(num, dtype=np.float32)
+    cand_i = np.empty(num, dtype=np.int64)
+    weights = np.empty(k, dtype=np.float64)
+    stride = max(1, num // 2048)
+    sample = np.empty((num + stride - 1) // stride, dtype=np.float32)
+    sample_index = np.empty(sample.shape[0], dtype=np.int64)
+    expected = (k + 1) * sample.shape[0] / num
+    rank = min(sample.shape[0] - 1, int(1.2 * expected + 4.0 * math.sqrt(expected) + 2.0))
+    integer_exp = exp == math.floor(exp) and exp <= 16
+    for t in range(dims.shape[0]):
+        acc = acc0 if halves[t] == 0 else acc1
+        row = dims[t]
+        for j in range(row.shape[0]):
+            centre[j] = points[t, j]
+
+        # Coverage: the sample nearest to the drawn point, ties broken at random.
+        cover = _distances(cols, row, centre, dist_s)
+        best = dist_s[cover]
+        tied = 0
+        for i in range(cover + 1, num):
+            tied += dist_s[i] == best
+        if tied:
+            pick = min(int(ties[t] * (tied + 1)), tied)
+            while pick:
+                cover += 1
+                pick -= dist_s[cover] == best
+        acc[cover] += unit
+
+        # Redundancy: the k nearest other samples of the covered one.
+        for j in range(row.shape[0]):
+            centre[j] = cols[row[j], cover]
+        limit = np.float32(np.inf)
+        bound = np.float32(np.inf)
+        if k + 1 < num:
+            for m in range(sample.shape[0]):
+                sample[m] = dist_s[m * stride]
+            _select_smallest(sample, sample_index, sample.shape[0], rank + 1)
+            bound = sample[: rank + 1].max()
+            # A relative margin covers float32 rounding in the inequality.
+            limit = np.float32((np.float64(bound) + 2.0 * np.float64(best)) * (1.0 + 1e-5))
+        count = 0
+        below = 0
+        for i in range(num):
+            below += dist_s[i] <= bound
+            cand_i[count] = i
+            count += dist_s[i] <= limit
+        if below < k + 1:
+            # The sampled bound fell short: take every sample.
+            count = num
+            for i in range(num):
+                cand_i[i] = i
+        kept = 0
+        for m in range(count):
+            i = cand_i[m]
+            if i != cover:
+                cand_d[kept] = _distance(cols, row, centre, i)
+                cand_i[kept] = i
+                kept += 1
+        count = kept
+        nearest = np.float32(np.inf)
+        duplicate = -1
+        for m in range(count):
+            if cand_d[m] < nearest:
+                nearest = cand_d[m]
+            if cand_d[m] == 0.0 and (duplicate < 0 or cand_i[m] < duplicate):
+                duplicate = cand_i[m]
+        if duplicate >= 0:
+            acc[duplicate] -= unit
+            continue
+        if count > k:
+            _select_smallest(cand_d, cand_i, count, k)
+            count = k
+        total = 0.0
+        for m in range(count):
+            # Relative to the nearest distance: no overflow of d ** -exp.
+            ratio = np.float64(nearest) / np.float64(cand_d[m])
+            if integer_exp:
+                w = 1.0
+                for _ in range(int(exp)):
+                    w *= ratio
+            else:
+                w = ratio**exp
+            weights[m] = w
+            total += w
+        for m in range(count):
+            acc[cand_i[m]] -= np.int64(round(weights[m] / total * _SCALE))
+
+
+@numba.njit(cache=True, nogil=True)
+def _select_smallest(values, index, count, k):
+    """Reorders values[:count] (and index alongside) so the first k are the k smallest."""
+    lo, hi = 0, count - 1
+    while lo < hi:
+        # Median of three as the pivot, then a three-way partition (ties are common).
+        mid = (lo + hi) >> 1
+        a, b, c = values[lo], values[mid], values[hi]
+        pivot = max(min(a, b), min(max(a, b), c))
+        lt, i, gt = lo, lo, hi
+        while i <= gt:
+            v = values[i]
+            if v < pivot:
+                values[i], values[lt] = values[lt], v
+                index[i], index[lt] = index[lt], index[i]
+                lt += 1
+                i += 1
+            elif v > pivot:
+                values[i], values[gt] = values[gt], v
+                index[i], index[gt] = index[gt], index[i]
+                gt -= 1
+            else:
+                i += 1
+        if k <= lt:
+            hi = lt - 1
+        elif k > gt + 1:
+            lo = gt + 1
+        else:
+            return

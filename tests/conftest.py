@@ -1,0 +1,86 @@
+"""Test set-up: a private MongoDB, the plugin discovered through FIFTYONE_PLUGINS_DIR.
+
+Environment variables are set before anything imports fiftyone. Core tests do
+not import fiftyone at all.
+"""
+
+import importlib.util
+import os
+import pathlib
+import sys
+import tempfile
+import uuid
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PLUGIN_NAME = "@coreset/curation"
+STATE = pathlib.Path(os.environ.get("CORESET_TEST_STATE") or tempfile.mkdtemp(prefix="coreset-tests-"))
+os.environ["CORESET_TEST_STATE"] = str(STATE)
+
+_plugins = STATE / "plugins"
+_plugins.mkdir(parents=True, exist_ok=True)
+_link = _plugins / "coreset-curation"
+if not _link.exists():
+    _link.symlink_to(ROOT, target_is_directory=True)
+
+os.environ["FIFTYONE_PLUGINS_DIR"] = str(_plugins)
+os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(STATE / "db"))
+os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+
+
+def plugin_package():
+    """Imports the repo as a package (as FiftyOne does) to reach bridge and panels."""
+    name = "coreset_curation_under_test"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def fo():
+    import fiftyone
+
+    return fiftyone
+
+
+@pytest.fixture(scope="session")
+def bridge(fo):
+    return importlib.import_module(plugin_package().__name__ + ".bridge")
+
+
+@pytest.fixture
+def make_dataset(fo):
+    """Builds persistent datasets in the real MongoDB; deletes them afterwards."""
+    made = []
+
+    def build(n=60, dim=8, *, labels=None, missing=(), field="emb", seed=0, persistent=True):
+        rng = np.random.default_rng(seed)
+        dataset = fo.Dataset(f"coreset-test-{uuid.uuid4().hex[:10]}")
+        dataset.persistent = persistent
+        samples = []
+        for i in range(n):
+            sample = fo.Sample(filepath=f"/nonexistent/img_{i:05d}.png")
+            if labels is not None:
+                sample["ground_truth"] = fo.Classification(label=str(labels[i]))
+            samples.append(sample)
+        dataset.add_samples(samples, progress=False)
+        vectors = rng.normal(size=(n, dim)).astype(np.float32)
+        values = [None if i in missing else vectors[i] for i in range(n)]
+        if field:
+            dataset.set_values(field, values)
+        made.append(dataset)
+        return dataset
+
+    yield build
+    for dataset in made:
+        if not dataset.deleted:
+            dataset.delete()
