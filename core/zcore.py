@@ -499,31 +499,21 @@ def prepare_iterations(u_dims, u_points, lo, med, hi, dim, dims_out, points_out)
             points_out[t, j] = _triangular(lo[d], med[d], hi[d], u_points[t, j])
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _distances(cols, row, centre, out):
-    """L1 distances of every sample to ``centre`` over ``row``; returns the first nearest."""
+_BLOCK = 256
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _block_distances(cols, row, centre, out, start, stop):
+    """L1 distances of samples [start, stop) to ``centre`` over ``row``, into ``out``."""
     first = cols[row[0]]
     c = centre[0]
-    for i in range(out.shape[0]):
+    for i in range(start, stop):
         out[i] = abs(first[i] - c)
     for j in range(1, row.shape[0]):
         col = cols[row[j]]
         c = centre[j]
-        for i in range(out.shape[0]):
+        for i in range(start, stop):
             out[i] += abs(col[i] - c)
-    best = np.float32(np.inf)
-    best_block = 0
-    for start in range(0, out.shape[0], 512):
-        block = np.float32(np.inf)
-        for i in range(start, min(start + 512, out.shape[0])):
-            block = min(block, out[i])
-        if block < best:
-            best = block
-            best_block = start
-    nearest = best_block
-    while out[nearest] != best:
-        nearest += 1
-    return nearest
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -538,11 +528,12 @@ def _distance(cols, row, centre, i):
 def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
     """Runs iterations (best grouped by first dimension, so its column stays cached).
 
-    Coverage scans all samples once. The k nearest others of the covered
-    sample c are found among the samples near the drawn point s: with
-    T >= the (k+1)-th smallest d(x, s) and b = d(s, c), the triangle
-    inequality bounds them by d(x, s) <= T + 2b, so only those few get an
-    exact distance to c. The result equals a full sort.
+    One pass over the samples finds the one nearest to the drawn point s
+    (coverage). The k nearest others of the covered sample c lie among the
+    samples near s: with T >= the (k+1)-th smallest d(x, s) and b = d(s, c),
+    the triangle inequality bounds them by d(x, s) <= T + 2b. T comes from a
+    strided sample before the pass, so the same pass collects the candidates,
+    and only those get an exact distance to c. The result equals a full sort.
     """
     num = cols.shape[1]
     unit = np.int64(_SCALE)
@@ -551,58 +542,88 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
     cand_d = np.empty(num, dtype=np.float32)
     cand_i = np.empty(num, dtype=np.int64)
     weights = np.empty(k, dtype=np.float64)
-    stride = max(1, num // 2048)
-    sample = np.empty((num + stride - 1) // stride, dtype=np.float32)
-    sample_index = np.empty(sample.shape[0], dtype=np.int64)
-    expected = (k + 1) * sample.shape[0] / num
-    rank = min(sample.shape[0] - 1, int(1.2 * expected + 4.0 * math.sqrt(expected) + 2.0))
+    n_blocks = (num + _BLOCK - 1) // _BLOCK
+    block_min = np.empty(n_blocks, dtype=np.float32)
+    m = min(num, 1024)
+    stride = num // m
+    sample = np.empty(m, dtype=np.float32)
+    sample_index = np.empty(m, dtype=np.int64)
+    expected = (k + 1) * m / num
+    rank = min(m - 1, int(1.2 * expected + 4.0 * math.sqrt(expected) + 2.0))
     integer_exp = exp == math.floor(exp) and exp <= 16
+    inf = np.float32(np.inf)
     for t in range(dims.shape[0]):
         acc = acc0 if halves[t] == 0 else acc1
         row = dims[t]
         for j in range(row.shape[0]):
             centre[j] = points[t, j]
 
-        # Coverage: the sample nearest to the drawn point, ties broken at random.
-        cover = _distances(cols, row, centre, dist_s)
-        best = dist_s[cover]
+        # A bound on the (k+1)-th smallest d(x, s) from a strided sample.
+        bound = inf
+        pre_limit = inf
+        if k + 1 < num:
+            nearest_sampled = inf
+            for q in range(m):
+                sample[q] = _distance(cols, row, centre, q * stride)
+                nearest_sampled = min(nearest_sampled, sample[q])
+            _select_smallest(sample, sample_index, m, rank + 1)
+            bound = sample[: rank + 1].max()
+            # b <= the sampled nearest distance; the margin covers float32 rounding.
+            pre_limit = np.float32((np.float64(bound) + 2.0 * np.float64(nearest_sampled)) * (1.0 + 1e-5))
+
+        # One pass: distances to s, block minima, and the candidates.
+        best = inf
+        below = 0
+        count = 0
+        for blk in range(n_blocks):
+            start = blk * _BLOCK
+            stop = min(start + _BLOCK, num)
+            _block_distances(cols, row, centre, dist_s, start, stop)
+            low = inf
+            for i in range(start, stop):
+                low = min(low, dist_s[i])
+                below += dist_s[i] <= bound
+            block_min[blk] = low
+            best = min(best, low)
+            if low <= pre_limit:
+                for i in range(start, stop):
+                    cand_i[count] = i
+                    count += dist_s[i] <= pre_limit
+
+        # Coverage: the sample nearest to s, ties broken at random.
         tied = 0
-        for i in range(cover + 1, num):
-            tied += dist_s[i] == best
-        if tied:
-            pick = min(int(ties[t] * (tied + 1)), tied)
-            while pick:
-                cover += 1
-                pick -= dist_s[cover] == best
+        for blk in range(n_blocks):
+            if block_min[blk] == best:
+                for i in range(blk * _BLOCK, min(blk * _BLOCK + _BLOCK, num)):
+                    tied += dist_s[i] == best
+        pick = min(int(ties[t] * tied), tied - 1)
+        cover = -1
+        for blk in range(n_blocks):
+            if cover >= 0:
+                break
+            if block_min[blk] == best:
+                for i in range(blk * _BLOCK, min(blk * _BLOCK + _BLOCK, num)):
+                    if dist_s[i] == best:
+                        if pick == 0:
+                            cover = i
+                            break
+                        pick -= 1
         acc[cover] += unit
 
-        # Redundancy: the k nearest other samples of the covered one.
-        for j in range(row.shape[0]):
-            centre[j] = cols[row[j], cover]
-        limit = np.float32(np.inf)
-        bound = np.float32(np.inf)
-        if k + 1 < num:
-            for m in range(sample.shape[0]):
-                sample[m] = dist_s[m * stride]
-            _select_smallest(sample, sample_index, sample.shape[0], rank + 1)
-            bound = sample[: rank + 1].max()
-            # A relative margin covers float32 rounding in the inequality.
-            limit = np.float32((np.float64(bound) + 2.0 * np.float64(best)) * (1.0 + 1e-5))
-        count = 0
-        below = 0
-        for i in range(num):
-            below += dist_s[i] <= bound
-            cand_i[count] = i
-            count += dist_s[i] <= limit
+        # Redundancy: exact distances to c for the candidates within T + 2b.
+        limit = np.float32((np.float64(bound) + 2.0 * np.float64(best)) * (1.0 + 1e-5))
         if below < k + 1:
-            # The sampled bound fell short: take every sample.
+            # The sampled bound fell short: every sample is a candidate.
+            limit = inf
             count = num
             for i in range(num):
                 cand_i[i] = i
+        for j in range(row.shape[0]):
+            centre[j] = cols[row[j], cover]
         kept = 0
-        for m in range(count):
-            i = cand_i[m]
-            if i != cover:
+        for q in range(count):
+            i = cand_i[q]
+            if i != cover and dist_s[i] <= limit:
                 cand_d[kept] = _distance(cols, row, centre, i)
                 cand_i[kept] = i
                 kept += 1

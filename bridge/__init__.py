@@ -1,0 +1,20 @@
+"""The one place that moves data between FiftyOne collections and arrays.
+
+Operators and panels call these functions; ``core`` never sees FiftyOne.
+"""
+
+from .coresets import SELECTION_MODES, ScoreTable, coreset_ids, load_scores, save_coreset_view, select_kept
+from .fields import (
+    PLUGIN,
+    EmbeddingTable,
+    check_writable_field,
+    classification_fields,
+    load_embeddings,
+    numeric_fields,
+    plugin_score_fields,
+    record_run,
+    run_key_for,
+    vector_fields,
+    write_sample_values,
+)
+from .zcore import ZCORE_METHOD, compute_zcore_scores

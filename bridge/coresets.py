@@ -1,0 +1,146 @@
+"""Coresets of a collection: which samples a pruning rate keeps, and saved views."""
+
+import numpy as np
+
+import fiftyone as fo
+import fiftyone.core.fields as fof
+
+from ..core import selection as core_selection
+from .fields import _NUMERIC_FIELDS, classification_fields, load_embeddings, numeric_fields
+
+SELECTION_MODES = core_selection.SELECTION_MODES
+
+
+class ScoreTable:
+    """Scores of a collection's samples that have one, cached for fast sweeps."""
+
+    def __init__(self, ids, scores, missing, labels=None, embeddings=None):
+        self.ids = ids
+        self.scores = scores
+        self.missing = missing
+        self.labels = labels
+        self.embeddings = embeddings
+
+
+def load_scores(collection, score_field, *, label_field=None, embeddings_field=None):
+    """Reads a numeric score field (and optional labels / embeddings) of the scored samples."""
+    field = collection.get_field(score_field) if isinstance(score_field, str) else None
+    if field is None:
+        raise ValueError(
+            f"score_field: field {score_field!r} does not exist; numeric fields available: "
+            f"{numeric_fields(collection) or 'none'}. Compute ZCore or mimic scores first"
+        )
+    if not isinstance(field, _NUMERIC_FIELDS):
+        raise ValueError(f"score_field: '{score_field}' is a {type(field).__name__}, not a numeric field")
+    ids = np.asarray(collection.values("id"))
+    raw = collection.values(score_field)
+    present = np.array([v is not None and np.isfinite(v) for v in raw], dtype=bool)
+    scores = np.array([v for v, p in zip(raw, present) if p], dtype=np.float64)
+    labels = None
+    if label_field:
+        labels = _labels(collection, label_field, param="stratify_by")[present]
+    embeddings = None
+    if embeddings_field:
+        table = load_embeddings(collection.select(ids[present].tolist(), ordered=True), embeddings_field)
+        if table.missing_ids:
+            raise ValueError(
+                f"embeddings_field: {len(table.missing_ids)} scored samples have no '{embeddings_field}'; "
+                "this selection mode needs embeddings for every scored sample"
+            )
+        embeddings = table.vectors
+    return ScoreTable(ids[present], scores, int((~present).sum()), labels, embeddings)
+
+
+def _labels(collection, label_field, param):
+    field = collection.get_field(label_field)
+    if field is None:
+        raise ValueError(
+            f"{param}: field '{label_field}' does not exist; Classification fields available: "
+            f"{classification_fields(collection) or 'none'}"
+        )
+    if not (isinstance(field, fof.EmbeddedDocumentField) and issubclass(field.document_type, fo.Classification)):
+        raise ValueError(f"{param}: '{label_field}' is not a Classification field")
+    values = collection.values(f"{label_field}.label")
+    # Samples without a label form their own stratum.
+    return np.array(["" if v is None else str(v) for v in values], dtype=object)
+
+
+def select_kept(table, prune_rate, *, keep="highest", selection="top", stratify=False, seed=0):
+    """Positions (into ``table``) of the samples a coreset keeps."""
+    return core_selection.select_coreset(
+        table.scores,
+        prune_rate,
+        keep=keep,
+        selection=selection,
+        labels=table.labels if stratify else None,
+        stratify=bool(stratify),
+        embeddings=table.embeddings,
+        seed=seed,
+    )
+
+
+def coreset_ids(
+    collection,
+    score_field,
+    prune_rate,
+    *,
+    keep="highest",
+    stratify_by=None,
+    selection="top",
+    embeddings_field=None,
+    seed=0,
+):
+    """Ids of the kept and the pruned scored samples of a collection."""
+    table = load_scores(
+        collection, score_field, label_field=stratify_by, embeddings_field=embeddings_field
+    )
+    if len(table.scores) == 0:
+        raise ValueError(f"score_field: no sample in the view has a '{score_field}' value; compute scores first")
+    kept = select_kept(table, prune_rate, keep=keep, selection=selection, stratify=bool(stratify_by), seed=seed)
+    mask = np.zeros(len(table.ids), dtype=bool)
+    mask[kept] = True
+    return table.ids[mask].tolist(), table.ids[~mask].tolist()
+
+
+def save_coreset_view(
+    collection,
+    score_field,
+    prune_rate,
+    view_name,
+    *,
+    keep="highest",
+    stratify_by=None,
+    selection="top",
+    embeddings_field=None,
+    seed=0,
+    tag=None,
+    overwrite=False,
+):
+    """Saves the coreset of a collection as a saved view; returns a summary."""
+    dataset = collection._root_dataset
+    if not isinstance(view_name, str) or not view_name.strip():
+        raise ValueError("view_name must be a non-empty name for the saved view")
+    if dataset.has_saved_view(view_name) and not overwrite:
+        raise ValueError(
+            f"view_name: a saved view named '{view_name}' already exists on '{dataset.name}'; "
+            "choose another name or pass overwrite=True"
+        )
+    kept, pruned = coreset_ids(
+        collection,
+        score_field,
+        prune_rate,
+        keep=keep,
+        stratify_by=stratify_by,
+        selection=selection,
+        embeddings_field=embeddings_field,
+        seed=seed,
+    )
+    view = collection.select(kept)
+    description = (
+        f"Coreset of {len(kept)}/{len(kept) + len(pruned)} samples: prune {prune_rate:.0%} by "
+        f"{keep} '{score_field}' ({selection}{', stratified by ' + stratify_by if stratify_by else ''})"
+    )
+    if tag:
+        view.tag_samples(tag)
+    dataset.save_view(view_name, view, description=description, overwrite=overwrite)
+    return dict(view_name=view_name, kept=len(kept), pruned=len(pruned), description=description)
