@@ -3,7 +3,15 @@
 Operators and panels call these functions; ``core`` never sees FiftyOne.
 """
 
-from .coresets import SELECTION_MODES, ScoreTable, coreset_ids, load_scores, save_coreset_view, select_kept
+from .coresets import (
+    SELECTION_MODES,
+    ScoreTable,
+    accuracy_curve,
+    coreset_ids,
+    load_scores,
+    save_coreset_view,
+    select_kept,
+)
 from .fields import (
     PLUGIN,
     EmbeddingTable,
@@ -17,4 +25,5 @@ from .fields import (
     vector_fields,
     write_sample_values,
 )
+from .maps import EmbeddingMap, embedding_map
 from .zcore import ZCORE_METHOD, compute_zcore_scores

@@ -144,3 +144,43 @@ def save_coreset_view(
         view.tag_samples(tag)
     dataset.save_view(view_name, view, description=description, overwrite=overwrite)
     return dict(view_name=view_name, kept=len(kept), pruned=len(pruned), description=description)
+
+
+def accuracy_curve(
+    collection,
+    score_field,
+    embeddings_field,
+    label_field,
+    *,
+    rates=(0, 10, 30, 50, 70, 90),
+    keep="highest",
+    selection="top",
+    stratify=False,
+    held_out=0.2,
+    max_train=20_000,
+    seed=0,
+):
+    """Linear-probe accuracy on held-out labelled samples when training on each rate's kept set."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    table = load_scores(collection, score_field, label_field=label_field, embeddings_field=embeddings_field)
+    labelled = np.flatnonzero(table.labels != "")
+    if len(labelled) < 10 or len(np.unique(table.labels[labelled])) < 2:
+        raise ValueError(f"label_field: need at least 10 samples and 2 classes labelled in '{label_field}'")
+    train, test = train_test_split(labelled, test_size=held_out, random_state=seed)
+    in_train = np.zeros(len(table.ids), dtype=bool)
+    in_train[train] = True
+    rng = np.random.default_rng(seed)
+    accuracy = []
+    for rate in rates:
+        kept = select_kept(table, rate / 100.0, keep=keep, selection=selection, stratify=stratify, seed=seed)
+        fit = kept[in_train[kept]]
+        if len(fit) > max_train:
+            fit = rng.choice(fit, max_train, replace=False)
+        if len(np.unique(table.labels[fit])) < 2:
+            accuracy.append(None)
+            continue
+        probe = LogisticRegression(max_iter=1000).fit(table.embeddings[fit], table.labels[fit])
+        accuracy.append(round(float(probe.score(table.embeddings[test], table.labels[test])), 4))
+    return dict(rates=list(rates), accuracy=accuracy, held_out=len(test))

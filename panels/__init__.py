@@ -1,3 +1,5 @@
 """The plugin's panels."""
 
-PANELS = []
+from .coreset_explorer import CoresetExplorer
+
+PANELS = [CoresetExplorer]
