@@ -532,8 +532,8 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
     (coverage). The k nearest others of the covered sample c lie among the
     samples near s: with T >= the (k+1)-th smallest d(x, s) and b = d(s, c),
     the triangle inequality bounds them by d(x, s) <= T + 2b. T comes from a
-    strided sample before the pass, so the same pass collects the candidates,
-    and only those get an exact distance to c. The result equals a full sort.
+    strided sample of the (cached) distances, and only the candidates get an
+    exact distance to c. The result equals a full sort.
     """
     num = cols.shape[1]
     unit = np.int64(_SCALE)
@@ -544,12 +544,12 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
     weights = np.empty(k, dtype=np.float64)
     n_blocks = (num + _BLOCK - 1) // _BLOCK
     block_min = np.empty(n_blocks, dtype=np.float32)
-    m = min(num, 1024)
-    stride = num // m
-    sample = np.empty(m, dtype=np.float32)
-    sample_index = np.empty(m, dtype=np.int64)
-    expected = (k + 1) * m / num
-    rank = min(m - 1, int(1.2 * expected + 4.0 * math.sqrt(expected) + 2.0))
+    n_sampled = min(num, 1024)
+    stride = num // n_sampled
+    sample = np.empty(n_sampled, dtype=np.float32)
+    sample_index = np.empty(n_sampled, dtype=np.int64)
+    expected = (k + 1) * n_sampled / num
+    rank = min(n_sampled - 1, int(1.2 * expected + 4.0 * math.sqrt(expected) + 2.0))
     integer_exp = exp == math.floor(exp) and exp <= 16
     inf = np.float32(np.inf)
     for t in range(dims.shape[0]):
@@ -558,23 +558,8 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
         for j in range(row.shape[0]):
             centre[j] = points[t, j]
 
-        # A bound on the (k+1)-th smallest d(x, s) from a strided sample.
-        bound = inf
-        pre_limit = inf
-        if k + 1 < num:
-            nearest_sampled = inf
-            for q in range(m):
-                sample[q] = _distance(cols, row, centre, q * stride)
-                nearest_sampled = min(nearest_sampled, sample[q])
-            _select_smallest(sample, sample_index, m, rank + 1)
-            bound = sample[: rank + 1].max()
-            # b <= the sampled nearest distance; the margin covers float32 rounding.
-            pre_limit = np.float32((np.float64(bound) + 2.0 * np.float64(nearest_sampled)) * (1.0 + 1e-5))
-
-        # One pass: distances to s, block minima, and the candidates.
+        # One pass: distances to s and their block minima.
         best = inf
-        below = 0
-        count = 0
         for blk in range(n_blocks):
             start = blk * _BLOCK
             stop = min(start + _BLOCK, num)
@@ -582,13 +567,28 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
             low = inf
             for i in range(start, stop):
                 low = min(low, dist_s[i])
-                below += dist_s[i] <= bound
             block_min[blk] = low
             best = min(best, low)
-            if low <= pre_limit:
-                for i in range(start, stop):
+
+        # A bound T on the (k+1)-th smallest d(x, s) from a strided sample,
+        # then the candidates within T + 2b (b = best), block by block.
+        bound = inf
+        limit = inf
+        if k + 1 < num:
+            for q in range(n_sampled):
+                sample[q] = dist_s[q * stride]
+            _select_smallest(sample, sample_index, n_sampled, rank + 1)
+            bound = sample[: rank + 1].max()
+            # The relative margin covers float32 rounding in the inequality.
+            limit = np.float32((np.float64(bound) + 2.0 * np.float64(best)) * (1.0 + 1e-5))
+        below = 0
+        count = 0
+        for blk in range(n_blocks):
+            if block_min[blk] <= limit:
+                for i in range(blk * _BLOCK, min(blk * _BLOCK + _BLOCK, num)):
+                    below += dist_s[i] <= bound
                     cand_i[count] = i
-                    count += dist_s[i] <= pre_limit
+                    count += dist_s[i] <= limit
 
         # Coverage: the sample nearest to s, ties broken at random.
         tied = 0
@@ -610,8 +610,7 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
                         pick -= 1
         acc[cover] += unit
 
-        # Redundancy: exact distances to c for the candidates within T + 2b.
-        limit = np.float32((np.float64(bound) + 2.0 * np.float64(best)) * (1.0 + 1e-5))
+        # Redundancy: exact distances to c for the candidates.
         if below < k + 1:
             # The sampled bound fell short: every sample is a candidate.
             limit = inf
