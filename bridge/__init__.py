@@ -9,6 +9,8 @@ from .coresets import (
     accuracy_curve,
     coreset_ids,
     load_scores,
+    recorded_embeddings_field,
+    resolve_selection,
     save_coreset_view,
     select_kept,
 )
@@ -25,5 +27,12 @@ from .fields import (
     vector_fields,
     write_sample_values,
 )
+from .embeddings import (
+    DEFAULT_EMBEDDINGS_FIELD,
+    EMBEDDINGS_METHOD,
+    compute_embeddings,
+    embeddings_model_identity,
+)
 from .maps import EmbeddingMap, embedding_map
+from .mimic import MIMIC_METHOD, REFERENCES as MIMIC_REFERENCES, compute_mimic_scores
 from .zcore import ZCORE_METHOD, compute_zcore_scores

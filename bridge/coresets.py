@@ -8,14 +8,53 @@ import fiftyone.core.fields as fof
 from ..core import selection as core_selection
 from .fields import _NUMERIC_FIELDS, classification_fields, load_embeddings, numeric_fields
 
-SELECTION_MODES = core_selection.SELECTION_MODES
+SELECTION_MODES = ("auto",) + tuple(core_selection.SELECTIONS)
+
+
+def recorded_embeddings_field(collection, score_field):
+    """The embeddings field(s) a score field was computed from, per its run record."""
+    dataset = collection._root_dataset
+    if score_field not in dataset.list_runs():
+        return None
+    config = dataset.get_run_info(score_field).config
+    fields = getattr(config, "embeddings_fields", None) or getattr(config, "embeddings_field", None)
+    fields = [fields] if isinstance(fields, str) else list(fields or [])
+    if not fields or any(dataset.get_field(f) is None for f in fields):
+        return None
+    return fields[0] if len(fields) == 1 else fields
+
+
+def resolve_selection(collection, score_field, selection="auto", embeddings_field=None):
+    """The selection mode to run and the embeddings it needs.
+
+    ``"auto"`` is the recommended mode (:data:`core.selection.DEFAULT_SELECTION`)
+    when embeddings are known (given, or recorded by the run that wrote the
+    score field), else ``"top"``.
+    """
+    if selection in (None, "auto"):
+        embeddings_field = embeddings_field or recorded_embeddings_field(collection, score_field)
+        if embeddings_field:
+            return core_selection.DEFAULT_SELECTION, embeddings_field
+        return "top", None
+    if selection not in core_selection.SELECTIONS:
+        raise ValueError(f"selection must be one of {list(SELECTION_MODES)}, got {selection!r}")
+    if selection in core_selection.EMBEDDING_SELECTIONS:
+        embeddings_field = embeddings_field or recorded_embeddings_field(collection, score_field)
+        if not embeddings_field:
+            raise ValueError(
+                f"selection '{selection}' needs embeddings: pass embeddings_field "
+                f"(no embeddings are recorded for '{score_field}')"
+            )
+        return selection, embeddings_field
+    return selection, None
 
 
 class ScoreTable:
     """Scores of a collection's samples that have one, cached for fast sweeps."""
 
-    def __init__(self, ids, scores, missing, labels=None, embeddings=None):
+    def __init__(self, ids, scores, missing, labels=None, embeddings=None, selection="top"):
         self.ids = ids
+        self.selection = selection
         self.scores = scores
         self.missing = missing
         self.labels = labels
@@ -86,11 +125,12 @@ def coreset_ids(
     *,
     keep="highest",
     stratify_by=None,
-    selection="top",
+    selection="auto",
     embeddings_field=None,
     seed=0,
 ):
-    """Ids of the kept and the pruned scored samples of a collection."""
+    """Ids of the kept and the pruned scored samples, and the selection mode used."""
+    selection, embeddings_field = resolve_selection(collection, score_field, selection, embeddings_field)
     table = load_scores(
         collection, score_field, label_field=stratify_by, embeddings_field=embeddings_field
     )
@@ -99,7 +139,7 @@ def coreset_ids(
     kept = select_kept(table, prune_rate, keep=keep, selection=selection, stratify=bool(stratify_by), seed=seed)
     mask = np.zeros(len(table.ids), dtype=bool)
     mask[kept] = True
-    return table.ids[mask].tolist(), table.ids[~mask].tolist()
+    return table.ids[mask].tolist(), table.ids[~mask].tolist(), selection
 
 
 def save_coreset_view(
@@ -110,7 +150,7 @@ def save_coreset_view(
     *,
     keep="highest",
     stratify_by=None,
-    selection="top",
+    selection="auto",
     embeddings_field=None,
     seed=0,
     tag=None,
@@ -125,7 +165,7 @@ def save_coreset_view(
             f"view_name: a saved view named '{view_name}' already exists on '{dataset.name}'; "
             "choose another name or pass overwrite=True"
         )
-    kept, pruned = coreset_ids(
+    kept, pruned, selection = coreset_ids(
         collection,
         score_field,
         prune_rate,
@@ -143,7 +183,9 @@ def save_coreset_view(
     if tag:
         view.tag_samples(tag)
     dataset.save_view(view_name, view, description=description, overwrite=overwrite)
-    return dict(view_name=view_name, kept=len(kept), pruned=len(pruned), description=description)
+    return dict(
+        view_name=view_name, kept=len(kept), pruned=len(pruned), selection=selection, description=description
+    )
 
 
 def accuracy_curve(
@@ -154,7 +196,7 @@ def accuracy_curve(
     *,
     rates=(0, 10, 30, 50, 70, 90),
     keep="highest",
-    selection="top",
+    selection="auto",
     stratify=False,
     held_out=0.2,
     max_train=20_000,
@@ -164,6 +206,9 @@ def accuracy_curve(
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
+    selection, selection_embeddings = resolve_selection(collection, score_field, selection, embeddings_field)
+    if selection_embeddings not in (None, embeddings_field):
+        raise ValueError("embeddings_field: the probe and the selection must use the same embeddings")
     table = load_scores(collection, score_field, label_field=label_field, embeddings_field=embeddings_field)
     labelled = np.flatnonzero(table.labels != "")
     if len(labelled) < 10 or len(np.unique(table.labels[labelled])) < 2:

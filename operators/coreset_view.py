@@ -44,9 +44,10 @@ class SaveCoresetView(foo.Operator):
             inputs,
             "selection",
             list(bridge.SELECTION_MODES),
-            default="top",
+            default="auto",
             label="Selection",
-            description="'top' keeps the best scores (the paper); other modes add coverage",
+            description="'auto': the recommended coverage-aware mode when embeddings are known, else 'top' "
+            "(the best scores, as in the paper)",
         )
         labels = bridge.classification_fields(view)
         if labels:
@@ -70,7 +71,7 @@ class SaveCoresetView(foo.Operator):
             params.get("view_name"),
             keep=params.get("keep", "highest"),
             stratify_by=params.get("stratify_by") or None,
-            selection=params.get("selection", "top"),
+            selection=params.get("selection", "auto"),
             embeddings_field=params.get("embeddings_field") or None,
             seed=params.get("seed", 0),
             tag=params.get("tag") or None,
@@ -85,4 +86,5 @@ class SaveCoresetView(foo.Operator):
         outputs.str("view_name", label="Saved view")
         outputs.int("kept", label="Kept")
         outputs.int("pruned", label="Pruned")
+        outputs.str("selection", label="Selection used")
         return types.Property(outputs, view=types.View(label="Coreset saved"))

@@ -69,7 +69,10 @@ class CoresetExplorer(foo.Panel):
             ctx.panel.state.label_field = labels[0] if labels else None
         vectors = bridge.vector_fields(ctx.view)
         if state.get("embeddings_field") not in vectors:
-            ctx.panel.state.embeddings_field = vectors[0] if vectors else None
+            # Prefer sample-level fields: the flat schema also lists label attributes such as
+            # 'ground_truth.logits', which sort first but are usually empty.
+            top_level = [v for v in vectors if "." not in v]
+            ctx.panel.state.embeddings_field = (top_level or vectors or [None])[0]
 
     def on_change_view(self, ctx):
         ctx.panel.state.message = None
@@ -128,7 +131,7 @@ class CoresetExplorer(foo.Panel):
             keep=state.get("keep", "highest"),
             stratify_by=state.get("label_field") if state.get("stratify") else None,
             selection=state.get("selection", "top"),
-            embeddings_field=self._selection_embeddings(state),
+            embeddings_field=state.get("embeddings_field"),
             overwrite=taken,
         )
         state.confirm_overwrite = False
@@ -151,28 +154,30 @@ class CoresetExplorer(foo.Panel):
 
     def _table(self, ctx):
         state = ctx.panel.state
-        label_field = state.get("label_field")
-        embeddings_field = self._selection_embeddings(state)
         key = (
             ctx.dataset.name,
             str(ctx.view._serialize()),
             state.get("score_field"),
-            label_field,
-            embeddings_field,
+            state.get("label_field"),
+            state.get("selection", "top"),
+            state.get("embeddings_field"),
         )
-        return _CACHE.get(
-            key,
-            lambda: bridge.load_scores(
-                ctx.view,
-                state.get("score_field"),
-                label_field=label_field,
-                embeddings_field=embeddings_field,
-            ),
-        )
+        return _CACHE.get(key, lambda: self._load_table(ctx))
 
     @staticmethod
-    def _selection_embeddings(state):
-        return state.get("embeddings_field") if state.get("selection", "top") != "top" else None
+    def _load_table(ctx):
+        state = ctx.panel.state
+        selection, embeddings_field = bridge.resolve_selection(
+            ctx.view, state.get("score_field"), state.get("selection", "top"), state.get("embeddings_field")
+        )
+        table = bridge.load_scores(
+            ctx.view,
+            state.get("score_field"),
+            label_field=state.get("label_field"),
+            embeddings_field=embeddings_field,
+        )
+        table.selection = selection
+        return table
 
     def _kept_mask(self, ctx, table):
         state = ctx.panel.state
@@ -180,7 +185,7 @@ class CoresetExplorer(foo.Panel):
             table,
             state.get("prune_rate", 50) / 100.0,
             keep=state.get("keep", "highest"),
-            selection=state.get("selection", "top"),
+            selection=table.selection,
             stratify=bool(state.get("stratify")) and table.labels is not None,
         )
         mask = np.zeros(len(table.ids), dtype=bool)
@@ -253,7 +258,10 @@ class CoresetExplorer(foo.Panel):
         )
         panel.int(
             "prune_rate", label="Pruning rate (%)", default=state.get("prune_rate", 50), min=0, max=99,
-            view=types.SliderView(componentsProps={"slider": {"min": 0, "max": 99, "step": 1}}),
+            view=types.SliderView(
+                label_position="top", value_precision=0,
+                componentsProps={"slider": {"min": 0, "max": 99, "step": 1}},
+            ),
             on_change=on_change,
         )
         panel.enum(

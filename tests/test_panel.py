@@ -128,16 +128,19 @@ def test_panel_saves_the_same_coreset_as_the_operator(fo, panel_module, make_dat
     driver.event("on_change_setting", path="view_name", value="from-panel")
     driver.event("on_save")
     assert dataset.has_saved_view("from-panel")
+    # The same field, rate and mode through the operator.
     foo.execute_operator(
         f"{PLUGIN_NAME}/save_coreset_view",
         ctx=dict(
             view=dataset.view(),
-            params=dict(score_field="score", prune_rate=0.7, view_name="from-op", stratify_by="ground_truth"),
+            params=dict(
+                score_field="score", prune_rate=0.7, view_name="from-op", stratify_by="ground_truth", selection="top"
+            ),
         ),
     )
     panel_ids = sorted(dataset.load_saved_view("from-panel").values("id"))
     assert panel_ids == sorted(dataset.load_saved_view("from-op").values("id"))
-    assert len(panel_ids) == 15
+    assert len(panel_ids) == 45 - math.floor(0.7 * 45)
 
 
 def test_saving_over_a_taken_name_asks_first(panel_module, make_dataset):
@@ -199,3 +202,25 @@ def test_map_and_accuracy_curve(panel_module, make_dataset):
     assert curve["rates"][0] == 0 and len(curve["accuracy"]) == len(curve["rates"])
     assert all(a is None or 0 <= a <= 1 for a in curve["accuracy"])
     assert driver.component("curve") is not None
+
+
+def test_panel_and_operator_agree_on_a_coverage_mode(fo, panel_module, make_dataset):
+    import fiftyone.operators as foo
+
+    dataset = _scored_dataset(make_dataset, 50)
+    driver = PanelDriver(panel_module, dataset.view())
+    driver.event("on_load")
+    for path, value in (("prune_rate", 60), ("selection", "prototype"), ("view_name", "panel-proto")):
+        driver.event("on_change_setting", path=path, value=value)
+    driver.event("on_save")
+    foo.execute_operator(
+        f"{PLUGIN_NAME}/save_coreset_view",
+        ctx=dict(
+            view=dataset.view(),
+            params=dict(score_field="score", prune_rate=0.6, view_name="op-proto", selection="prototype",
+                        embeddings_field="emb"),
+        ),
+    )
+    panel_ids = sorted(dataset.load_saved_view("panel-proto").values("id"))
+    assert panel_ids == sorted(dataset.load_saved_view("op-proto").values("id"))
+    assert len(panel_ids) == 20
