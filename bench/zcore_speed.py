@@ -36,8 +36,8 @@ def _per_iteration(run, low, high):
 
 def speed(num, dim, workers, seed=0):
     embeddings = np.random.default_rng(seed).standard_normal((num, dim), dtype=np.float32)
-    base_low, base_high = 20, 100
-    ours_low, ours_high = 20_000, 120_000
+    base_low, base_high = 100, 1_100
+    ours_low, ours_high = 10_000, 60_000
     baseline = _per_iteration(
         lambda n: reference_zcore_scores(embeddings, n_samples=n, seed=seed, workers=workers), base_low, base_high
     )

@@ -125,7 +125,11 @@ def zcore_run(
         a :class:`ZCoreResult`
     """
     start = time.perf_counter()
-    cols = _as_columns(embeddings)
+    # Samples are stored in a fixed shuffled order, so the first ones are a
+    # random subset (the engine estimates neighbour radii from them).
+    num_rows = len(embeddings) if hasattr(embeddings, "__len__") else 0
+    order = np.random.default_rng(0).permutation(num_rows)
+    cols = _as_columns(embeddings, order)
     dim, num = cols.shape
     auto = isinstance(n_samples, str)
     if auto and n_samples != "auto":
@@ -198,6 +202,9 @@ def zcore_run(
             left = time_budget - (time.perf_counter() - start)
             goal = min(goal, done + max(chunk, int(rate * left)))
 
+    halves = np.empty_like(acc)
+    halves[:, order] = acc
+    acc = halves
     scores = (acc[0] + acc[1]).astype(np.float64) / _SCALE
     if random_init:
         init_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(0,))))
@@ -263,8 +270,11 @@ def _positive_int(name, value):
     return int(value)
 
 
-def _as_columns(embeddings):
-    """Validates (N, D) embeddings and returns them as a (D, N) float32 array."""
+def _as_columns(embeddings, order=None):
+    """Validates (N, D) embeddings and returns them as a (D, N) float32 array.
+
+    With ``order``, column j of the result holds sample ``order[j]``.
+    """
     arr = np.asarray(embeddings)
     if arr.ndim != 2:
         raise ValueError(f"embeddings must be a 2-D array of shape (N, D), got shape {arr.shape}")
@@ -286,7 +296,7 @@ def _as_columns(embeddings):
                 f"embeddings contain NaN or inf (rows {bad.tolist()} ...); "
                 "recompute or drop those embeddings"
             )
-        cols[d0 : d0 + step] = block
+        cols[d0 : d0 + step] = block if order is None else block[:, order]
     return cols
 
 
@@ -531,9 +541,9 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
     One pass over the samples finds the one nearest to the drawn point s
     (coverage). The k nearest others of the covered sample c lie among the
     samples near s: with T >= the (k+1)-th smallest d(x, s) and b = d(s, c),
-    the triangle inequality bounds them by d(x, s) <= T + 2b. T comes from a
-    strided sample of the (cached) distances, and only the candidates get an
-    exact distance to c. The result equals a full sort.
+    the triangle inequality bounds them by d(x, s) <= T + 2b. T comes from the
+    first samples before the pass, so the pass also collects the candidates,
+    and only those get an exact distance to c. The result equals a full sort.
     """
     num = cols.shape[1]
     unit = np.int64(_SCALE)
@@ -545,9 +555,8 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
     n_blocks = (num + _BLOCK - 1) // _BLOCK
     block_min = np.empty(n_blocks, dtype=np.float32)
     n_sampled = min(num, 1024)
-    stride = num // n_sampled
     sample = np.empty(n_sampled, dtype=np.float32)
-    sample_index = np.empty(n_sampled, dtype=np.int64)
+    sample_k = np.empty(num, dtype=np.float32)
     expected = (k + 1) * n_sampled / num
     rank = min(n_sampled - 1, int(1.2 * expected + 4.0 * math.sqrt(expected) + 2.0))
     integer_exp = exp == math.floor(exp) and exp <= 16
@@ -570,15 +579,14 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
             block_min[blk] = low
             best = min(best, low)
 
-        # A bound T on the (k+1)-th smallest d(x, s) from a strided sample,
+        # A bound T on the (k+1)-th smallest d(x, s) from the first samples
+        # (the engine shuffles the samples, so they are a random subset),
         # then the candidates within T + 2b (b = best), block by block.
         bound = inf
         limit = inf
         if k + 1 < num:
-            for q in range(n_sampled):
-                sample[q] = dist_s[q * stride]
-            _select_smallest(sample, sample_index, n_sampled, rank + 1)
-            bound = sample[: rank + 1].max()
+            sample[:] = dist_s[:n_sampled]
+            bound = _kth_smallest(sample, n_sampled, rank + 1)
             # The relative margin covers float32 rounding in the inequality.
             limit = np.float32((np.float64(bound) + 2.0 * np.float64(best)) * (1.0 + 1e-5))
         below = 0
@@ -638,8 +646,9 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
             acc[duplicate] -= unit
             continue
         if count > k:
-            _select_smallest(cand_d, cand_i, count, k)
-            count = k
+            sample_k[:count] = cand_d[:count]
+            kth = _kth_smallest(sample_k, count, k)
+            count = _keep_within(cand_d, cand_i, count, kth, k)
         total = 0.0
         for m in range(count):
             # Relative to the nearest distance: no overflow of d ** -exp.
@@ -657,10 +666,13 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
 
 
 @numba.njit(cache=True, nogil=True)
-def _select_smallest(values, index, count, k):
-    """Reorders values[:count] (and index alongside) so the first k are the k smallest."""
+def _kth_smallest(values, count, k):
+    """The k-th smallest of values[:count] (1-based); reorders values."""
     lo, hi = 0, count - 1
-    while lo < hi:
+    target = k - 1
+    while True:
+        if lo >= hi:
+            return values[target]
         # Median of three as the pivot, then a three-way partition (ties are common).
         mid = (lo + hi) >> 1
         a, b, c = values[lo], values[mid], values[hi]
@@ -669,19 +681,36 @@ def _select_smallest(values, index, count, k):
         while i <= gt:
             v = values[i]
             if v < pivot:
-                values[i], values[lt] = values[lt], v
-                index[i], index[lt] = index[lt], index[i]
+                values[i] = values[lt]
+                values[lt] = v
                 lt += 1
                 i += 1
             elif v > pivot:
-                values[i], values[gt] = values[gt], v
-                index[i], index[gt] = index[gt], index[i]
+                values[i] = values[gt]
+                values[gt] = v
                 gt -= 1
             else:
                 i += 1
-        if k <= lt:
+        if target < lt:
             hi = lt - 1
-        elif k > gt + 1:
+        elif target > gt:
             lo = gt + 1
         else:
-            return
+            return pivot
+
+
+@numba.njit(cache=True, nogil=True)
+def _keep_within(cand_d, cand_i, count, kth, k):
+    """Compacts the candidates to the k nearest (those below kth, then ties at kth)."""
+    ties = k
+    for m in range(count):
+        ties -= cand_d[m] < kth
+    kept = 0
+    for m in range(count):
+        d = cand_d[m]
+        if d < kth or (d == kth and ties > 0):
+            ties -= d == kth
+            cand_d[kept] = d
+            cand_i[kept] = cand_i[m]
+            kept += 1
+    return kept
