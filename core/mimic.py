@@ -169,7 +169,7 @@ def mimic_scores(
 
 
 # fastmath without the no-NaN/no-inf assumptions
-@numba.njit(cache=True, nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
+@numba.njit(nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def _sgd_epoch(xa, y, ref_logits, x_norms, ref, head, order, batch_size, lr, cosine, reweight, temperature, total):
     """One epoch of SGD on ``head`` in place; adds each sample's alignment to ``total``."""
     num, width = xa.shape

@@ -468,13 +468,13 @@ def distinct_dims(u_dims, dim):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def _distinct_dims(u_dims, dim, out):
     for t in range(u_dims.shape[0]):
         _pick_dims(u_dims[t], dim, out[t])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")
 def _pick_dims(u, dim, chosen):
     """Sequential draw without replacement; ``chosen`` ends up sorted."""
     k = u.shape[0]
@@ -489,7 +489,7 @@ def _pick_dims(u, dim, chosen):
         chosen[pos] = r
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")
 def _triangular(lo, mode, hi, u):
     width = hi - lo
     if width <= 0.0:
@@ -499,7 +499,7 @@ def _triangular(lo, mode, hi, u):
     return hi - math.sqrt((1.0 - u) * width * (hi - mode))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def prepare_iterations(u_dims, u_points, lo, med, hi, dim, dims_out, points_out):
     """Turns uniforms into sorted distinct dims and triangular points."""
     for t in range(u_dims.shape[0]):
@@ -512,7 +512,7 @@ def prepare_iterations(u_dims, u_points, lo, med, hi, dim, dims_out, points_out)
 _BLOCK = 256
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+@numba.njit(nogil=True, fastmath=True, inline="always")
 def _block_distances(cols, row, centre, out, start, stop):
     """L1 distances of samples [start, stop) to ``centre`` over ``row``, into ``out``."""
     first = cols[row[0]]
@@ -526,7 +526,7 @@ def _block_distances(cols, row, centre, out, start, stop):
             out[i] += abs(col[i] - c)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")
 def _distance(cols, row, centre, i):
     dist = abs(cols[row[0], i] - centre[0])
     for j in range(1, row.shape[0]):
@@ -534,7 +534,7 @@ def _distance(cols, row, centre, i):
     return dist
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
     """Runs iterations (best grouped by first dimension, so its column stays cached).
 
@@ -550,7 +550,7 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
     dist_s = np.empty(num, dtype=np.float32)
     centre = np.empty(dims.shape[1], dtype=np.float32)
     cand_d = np.empty(num, dtype=np.float32)
-    cand_i = np.empty(num, dtype=np.int64)
+    cand_i = np.empty(num, dtype=np.int32)
     weights = np.empty(k, dtype=np.float64)
     n_blocks = (num + _BLOCK - 1) // _BLOCK
     block_min = np.empty(n_blocks, dtype=np.float32)
@@ -567,6 +567,14 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
         for j in range(row.shape[0]):
             centre[j] = points[t, j]
 
+        # A bound T on the (k+1)-th smallest d(x, s) from the first samples
+        # (the engine shuffles the samples, so they are a random subset).
+        bound = inf
+        if k + 1 < num:
+            for q in range(n_sampled):
+                sample[q] = _distance(cols, row, centre, q)
+            bound = _kth_smallest(sample, n_sampled, rank + 1)
+
         # One pass: distances to s and their block minima.
         best = inf
         for blk in range(n_blocks):
@@ -579,24 +587,19 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
             block_min[blk] = low
             best = min(best, low)
 
-        # A bound T on the (k+1)-th smallest d(x, s) from the first samples
-        # (the engine shuffles the samples, so they are a random subset),
-        # then the candidates within T + 2b (b = best), block by block.
-        bound = inf
+        # The candidates within T + 2b (b = best); the relative margin covers
+        # float32 rounding in the triangle inequality. T holds if at least
+        # k + 1 samples lie within it, else every sample is a candidate.
         limit = inf
         if k + 1 < num:
-            sample[:] = dist_s[:n_sampled]
-            bound = _kth_smallest(sample, n_sampled, rank + 1)
-            # The relative margin covers float32 rounding in the inequality.
             limit = np.float32((np.float64(bound) + 2.0 * np.float64(best)) * (1.0 + 1e-5))
+        count = _gather_within(dist_s, block_min, limit, cand_i)
         below = 0
-        count = 0
-        for blk in range(n_blocks):
-            if block_min[blk] <= limit:
-                for i in range(blk * _BLOCK, min(blk * _BLOCK + _BLOCK, num)):
-                    below += dist_s[i] <= bound
-                    cand_i[count] = i
-                    count += dist_s[i] <= limit
+        for q in range(count):
+            below += dist_s[cand_i[q]] <= bound
+        if below < k + 1 and limit < inf:
+            limit = inf
+            count = _gather_within(dist_s, block_min, limit, cand_i)
 
         # Coverage: the sample nearest to s, ties broken at random.
         tied = 0
@@ -619,12 +622,6 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
         acc[cover] += unit
 
         # Redundancy: exact distances to c for the candidates.
-        if below < k + 1:
-            # The sampled bound fell short: every sample is a candidate.
-            limit = inf
-            count = num
-            for i in range(num):
-                cand_i[i] = i
         for j in range(row.shape[0]):
             centre[j] = cols[row[j], cover]
         kept = 0
@@ -646,9 +643,7 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
             acc[duplicate] -= unit
             continue
         if count > k:
-            sample_k[:count] = cand_d[:count]
-            kth = _kth_smallest(sample_k, count, k)
-            count = _keep_within(cand_d, cand_i, count, kth, k)
+            count = _keep_nearest(cand_d, cand_i, count, k, sample_k)
         total = 0.0
         for m in range(count):
             # Relative to the nearest distance: no overflow of d ** -exp.
@@ -665,7 +660,46 @@ def _run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
             acc[cand_i[m]] -= np.int64(round(weights[m] / total * _SCALE))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
+def _gather_within(values, block_min, limit, out):
+    """Writes the positions whose value is <= limit to ``out``; returns how many."""
+    count = 0
+    for blk in range(block_min.shape[0]):
+        if block_min[blk] <= limit:
+            for i in range(blk * _BLOCK, min(blk * _BLOCK + _BLOCK, values.shape[0])):
+                if values[i] <= limit:
+                    out[count] = i
+                    count += 1
+    return count
+
+
+@numba.njit(nogil=True)
+def _keep_nearest(cand_d, cand_i, count, k, scratch):
+    """Compacts candidates to the k nearest; a subsample bound first trims large sets."""
+    if count > 4 * k and count > 2048:
+        # The candidates are in shuffled order: the first ones are a random subset.
+        m = 1024
+        expected = k * m / count
+        rank = min(m - 1, int(1.2 * expected + 4.0 * math.sqrt(expected) + 2.0))
+        scratch[:m] = cand_d[:m]
+        trim = _kth_smallest(scratch, m, rank + 1)
+        within = 0
+        for q in range(count):
+            within += cand_d[q] <= trim
+        if within >= k:
+            kept = 0
+            for q in range(count):
+                if cand_d[q] <= trim:
+                    cand_d[kept] = cand_d[q]
+                    cand_i[kept] = cand_i[q]
+                    kept += 1
+            count = kept
+    scratch[:count] = cand_d[:count]
+    kth = _kth_smallest(scratch, count, k)
+    return _keep_within(cand_d, cand_i, count, kth, k)
+
+
+@numba.njit(nogil=True)
 def _kth_smallest(values, count, k):
     """The k-th smallest of values[:count] (1-based); reorders values."""
     lo, hi = 0, count - 1
@@ -699,7 +733,7 @@ def _kth_smallest(values, count, k):
             return pivot
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def _keep_within(cand_d, cand_i, count, kth, k):
     """Compacts the candidates to the k nearest (those below kth, then ties at kth)."""
     ties = k
