@@ -1,5 +1,6 @@
 """Coreset Explorer: sweep the pruning rate, see what is kept, save coreset views."""
 
+import threading
 import time
 from collections import OrderedDict
 
@@ -15,6 +16,12 @@ _MAP_POINTS = 5_000
 _BINS = 40
 _CACHE_SIZE = 8
 _KEPT, _PRUNED = "#ff6d04", "#9e9e9e"
+# The App's plotly.js (3.x) ignores string titles and hides legends unless asked.
+_LEGEND = dict(showlegend=True, legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"))
+
+
+def _title(text):
+    return dict(text=text, x=0.01, xanchor="left", font=dict(size=14))
 
 
 class _SweepCache:
@@ -40,6 +47,19 @@ class _SweepCache:
 
 
 _CACHE = _SweepCache()
+# The App can send the same event twice at once; one UMAP per field, not two racing ones.
+_MAP_LOCK = threading.Lock()
+
+
+def _view_key(ctx):
+    return str(ctx.view._serialize())
+
+
+def _set(state, key, value):
+    """Writes panel state only when it changes: every write is a round trip to the App,
+    and the App answers a state change with ``on_change_view`` events."""
+    if state.get(key) != value:
+        state.set(key, value)
 
 
 class CoresetExplorer(foo.Panel):
@@ -74,8 +94,21 @@ class CoresetExplorer(foo.Panel):
             top_level = [v for v in vectors if "." not in v]
             ctx.panel.state.embeddings_field = (top_level or vectors or [None])[0]
 
+    def execute(self, ctx):
+        # The App answers every panel state change with on_change_view events (three per
+        # change, view unchanged): skip those, render included, instead of redrawing each time.
+        if ctx.params.get("__method__") == "on_change_view" and ctx.panel.state.get("view_key") == _view_key(ctx):
+            return None
+        return super().execute(ctx)
+
     def on_change_view(self, ctx):
-        ctx.panel.state.message = None
+        # The App fires this whenever its context objects are rebuilt (e.g. after any panel
+        # state change), not only when the view changes: act only on a real change.
+        key = _view_key(ctx)
+        if ctx.panel.state.get("view_key") == key:
+            return
+        _set(ctx.panel.state, "view_key", key)
+        _set(ctx.panel.state, "message", None)
         self.on_load(ctx)
 
     def on_change_dataset(self, ctx):
@@ -92,10 +125,11 @@ class CoresetExplorer(foo.Panel):
     def on_change_setting(self, ctx):
         """Any control: the new value arrives in ``ctx.params['value']``."""
         path = ctx.params.get("path")
+        state = ctx.panel.state
         if path:
-            ctx.panel.state.set(path, ctx.params.get("value"))
-        ctx.panel.state.message = None
-        ctx.panel.state.confirm_overwrite = False
+            _set(state, path, ctx.params.get("value"))
+        _set(state, "message", None)
+        _set(state, "confirm_overwrite", False)
 
     def on_show_kept(self, ctx):
         kept, _ = self._selection(ctx)
@@ -177,6 +211,8 @@ class CoresetExplorer(foo.Panel):
             embeddings_field=embeddings_field,
         )
         table.selection = selection
+        if table.labels is not None:  # once per table, so class bars cost one bincount per move
+            table.classes, table.class_codes = np.unique(table.labels, return_inverse=True)
         return table
 
     def _kept_mask(self, ctx, table):
@@ -240,13 +276,15 @@ class CoresetExplorer(foo.Panel):
         panel.md(summary, name="summary")
         panel.plot("histogram", **_histogram(scores, mask, threshold, state.get("score_field")))
         if table.labels is not None:
-            panel.plot("classes", **_class_bars(table.labels, mask))
+            panel.plot("classes", **_class_bars(table.classes, table.class_codes, mask))
         self._map(panel, ctx, table, mask)
         self._curve(panel, ctx, table)
         self._actions(panel, state)
         if state.get("message"):
             panel.md(state.get("message"), name="message")
-        ctx.panel.state.render_ms = round((time.perf_counter() - start) * 1000, 1)
+        if ctx.params.get("__method__") != "on_change_view":
+            # Not on on_change_view: a state write there would fire on_change_view again, forever.
+            ctx.panel.state.render_ms = round((time.perf_counter() - start) * 1000, 1)
         return types.Property(panel, view=types.GridView(orientation="vertical", padding=2, gap=2))
 
     def _controls(self, panel, ctx, fields):
@@ -303,10 +341,15 @@ class CoresetExplorer(foo.Panel):
         field = state.get("embeddings_field")
         if not (state.get("show_map") and field):
             return
-        points = _CACHE.get(
-            (ctx.dataset.name, "map", field),
-            lambda: bridge.embedding_map(ctx.dataset, field),
-        )
+        try:
+            with _MAP_LOCK:
+                points = _CACHE.get(
+                    (ctx.dataset.name, "map", field),
+                    lambda: bridge.embedding_map(ctx.dataset, field),
+                )
+        except Exception as error:  # a failed map must not take the histogram down with it
+            panel.view("map_error", types.Warning(label="No 2-D map", description=f"{type(error).__name__}: {error}"))
+            return
         ids = table.ids
         rows = np.array([points.index.get(i, -1) for i in ids])
         has = rows >= 0
@@ -320,8 +363,9 @@ class CoresetExplorer(foo.Panel):
                  marker=dict(size=4, color=color, opacity=0.8))
             for name, sel, color in (("pruned", ~kept, _PRUNED), ("kept", kept, _KEPT))
         ]
-        layout = dict(title=f"2-D map of '{field}' ({points.method})", height=360, margin=dict(t=40, b=20, l=20, r=20),
-                      xaxis=dict(visible=False), yaxis=dict(visible=False), legend=dict(orientation="h"))
+        layout = dict(title=_title(f"2-D map of '{field}' ({points.method})"), height=360,
+                      margin=dict(t=40, b=20, l=20, r=20), xaxis=dict(visible=False), yaxis=dict(visible=False),
+                      **_LEGEND)
         panel.plot("map", data=data, layout=layout, config=dict(displayModeBar=False))
 
     def _curve(self, panel, ctx, table):
@@ -332,9 +376,9 @@ class CoresetExplorer(foo.Panel):
         if curve:
             data = [dict(type="scatter", mode="lines+markers", x=curve["rates"], y=curve["accuracy"], name="probe")]
             layout = dict(
-                title=f"Estimated accuracy vs pruning rate (linear probe, {curve['held_out']} held-out samples)",
+                title=_title(f"Estimated accuracy vs pruning rate (linear probe, {curve['held_out']} held-out samples)"),
                 height=260, margin=dict(t=40, b=40, l=50, r=20),
-                xaxis=dict(title="pruning rate (%)"), yaxis=dict(title="accuracy"),
+                xaxis=dict(title=dict(text="pruning rate (%)")), yaxis=dict(title=dict(text="accuracy")),
             )
             panel.plot("curve", data=data, layout=layout, config=dict(displayModeBar=False))
         panel.btn(
@@ -367,22 +411,22 @@ def _histogram(scores, mask, threshold, field):
             dict(type="bar", name="kept", x=centres, y=kept_counts, marker=dict(color=_KEPT)),
             dict(type="bar", name="pruned", x=centres, y=pruned_counts, marker=dict(color=_PRUNED)),
         ],
-        layout=dict(title=f"'{field}' histogram (cut dashed)", barmode="stack", height=260, shapes=shapes,
-                    margin=dict(t=40, b=30, l=40, r=20), legend=dict(orientation="h"), bargap=0.05),
+        layout=dict(title=_title(f"'{field}' histogram (cut dashed)"), barmode="stack", height=260, shapes=shapes,
+                    margin=dict(t=40, b=30, l=40, r=20), bargap=0.05, **_LEGEND),
         config=dict(displayModeBar=False),
     )
 
 
-def _class_bars(labels, mask):
-    classes, totals = np.unique(labels, return_counts=True)
-    kept = np.array([(labels[mask] == c).sum() for c in classes])
+def _class_bars(classes, codes, mask):
+    totals = np.bincount(codes, minlength=len(classes))
+    kept = np.bincount(codes[mask], minlength=len(classes))
     names = [c if c else "(no label)" for c in classes.tolist()]
     return dict(
         data=[
             dict(type="bar", name="all", x=names, y=totals.tolist(), marker=dict(color=_PRUNED)),
             dict(type="bar", name="kept", x=names, y=kept.tolist(), marker=dict(color=_KEPT)),
         ],
-        layout=dict(title="Class balance: kept vs all", barmode="overlay", height=240,
-                    margin=dict(t=40, b=40, l=40, r=20), legend=dict(orientation="h")),
+        layout=dict(title=_title("Class balance: kept vs all"), barmode="overlay", height=240,
+                    margin=dict(t=40, b=40, l=40, r=20), **_LEGEND),
         config=dict(displayModeBar=False),
     )
