@@ -101,7 +101,7 @@ def main():
     ).result
     coreset = dataset.load_saved_view(view_name)
     balance = coreset.count_values("ground_truth.label")
-    print(f"saved view '{view_name}': kept {saved['kept']}, pruned {saved['pruned']}")
+    print(f"saved view '{view_name}': kept {saved['kept']}, pruned {saved['pruned']} (selection '{saved['selection']}')")
     print("kept per class: " + ", ".join(f"{k}:{balance[k]}" for k in sorted(balance)))
     print(f"done in {time.perf_counter() - start:.1f} s")
 
