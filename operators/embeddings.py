@@ -5,7 +5,7 @@ import fiftyone.operators.types as types
 
 from .. import bridge
 from .common import choice
-from .progress import add_stream_param, execute_with_progress
+from .progress import add_stream_param, execute_with_progress, long_running_config
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
@@ -27,14 +27,10 @@ def _pretrained_tags(engine, model):
 class ComputeEmbeddings(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="compute_embeddings",
-            label="Compute embeddings",
-            description="Image embeddings with an open_clip model (a published tag or a local checkpoint)",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return long_running_config(
+            "compute_embeddings",
+            "Compute embeddings",
+            "Image embeddings with an open_clip model (a published tag or a local checkpoint)",
         )
 
     def resolve_input(self, ctx):

@@ -6,7 +6,7 @@ import fiftyone.operators.types as types
 from .. import bridge
 from ..core.mimic import DEFAULTS, METHODS
 from .common import choice
-from .progress import add_stream_param, execute_with_progress
+from .progress import add_stream_param, execute_with_progress, long_running_config
 
 REFERENCE_HELP = {
     "trusted": "Train the reference on samples whose labels you checked (a tag or a saved view)",
@@ -18,14 +18,10 @@ REFERENCE_HELP = {
 class ComputeMimicScores(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="compute_mimic_scores",
-            label="Compute mimic scores",
-            description="Grad-Mimic label quality: higher = label more likely correct; below 0 = likely error",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return long_running_config(
+            "compute_mimic_scores",
+            "Compute mimic scores",
+            "Grad-Mimic label quality: higher = label more likely correct; below 0 = likely error",
         )
 
     def resolve_input(self, ctx):

@@ -7,8 +7,23 @@ summary dict back as the operator's result.
 
 import threading
 
+import fiftyone.operators as foo
+
 # A hidden form field: the App sends its default, the SDK does not.
 STREAM_PARAM = "_stream_progress"
+
+
+def long_running_config(name, label, description):
+    """The config of an operator that reports progress and may be delegated."""
+    return foo.OperatorConfig(
+        name=name,
+        label=label,
+        description=description,
+        dynamic=True,
+        execute_as_generator=True,
+        allow_immediate_execution=True,
+        allow_delegated_execution=True,
+    )
 
 
 def add_stream_param(inputs, types):

@@ -6,20 +6,16 @@ import fiftyone.operators.types as types
 from .. import bridge
 from ..core.zcore import DEFAULTS
 from .common import as_list, choice
-from .progress import add_stream_param, execute_with_progress
+from .progress import add_stream_param, execute_with_progress, long_running_config
 
 
 class ComputeZCoreScores(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="compute_zcore_scores",
-            label="Compute ZCore scores",
-            description="Zero-shot coreset scores: coverage minus redundancy of every sample",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return long_running_config(
+            "compute_zcore_scores",
+            "Compute ZCore scores",
+            "Zero-shot coreset scores: coverage minus redundancy of every sample",
         )
 
     def resolve_input(self, ctx):
