@@ -11,7 +11,6 @@ scripts/setup.sh); skipped without it. Never uses ``playwright install``.
 
 import math
 import os
-import pathlib
 import re
 import socket
 import time
