@@ -14,7 +14,7 @@ The last line printed is
 """
 
 import argparse
-import importlib.util
+import importlib
 import os
 import pathlib
 import statistics
@@ -23,65 +23,25 @@ import tempfile
 import time
 import uuid
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-PLUGIN_NAME = "@coreset/curation"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 
-# The same environment as tests/conftest.py, set before fiftyone is imported.
-STATE = pathlib.Path(os.environ.get("CORESET_BENCH_STATE") or pathlib.Path(tempfile.gettempdir()) / "coreset-bench")
-_plugins = STATE / "plugins"
-_plugins.mkdir(parents=True, exist_ok=True)
-_link = _plugins / "coreset-curation"
-if not _link.exists():
-    _link.symlink_to(ROOT, target_is_directory=True)
-os.environ["FIFTYONE_PLUGINS_DIR"] = str(_plugins)
-os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(STATE / "db"))
-os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
-os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+from harness import PanelDriver, configure_environment, plugin_package  # noqa: E402
+
+# The same environment as the tests, set before fiftyone is imported.
+configure_environment(os.environ.get("CORESET_BENCH_STATE") or pathlib.Path(tempfile.gettempdir()) / "coreset-bench")
 
 import numpy as np  # noqa: E402
 
 import fiftyone as fo  # noqa: E402
-from fiftyone.operators.executor import ExecutionContext, Executor  # noqa: E402
-
-PANEL_URI = f"{PLUGIN_NAME}/coreset_explorer"
 
 
 def panel_module():
-    """Imports the repo as a package (as FiftyOne does) and returns the panel module."""
-    name = "coreset_curation_bench"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return importlib.import_module(name + ".panels.coreset_explorer")
+    """The panel module of the repo imported as a package (as FiftyOne does)."""
+    return importlib.import_module(plugin_package("coreset_curation_bench").__name__ + ".panels.coreset_explorer")
 
 
-class PanelDriver:
-    """Calls panel events as the App does, keeping the panel state between them (cf. tests/test_panel.py)."""
-
-    def __init__(self, module, view):
-        self.panel = module.CoresetExplorer()
-        self.view = view
-        self.state = {}
-        self.output = None
-
-    def event(self, method, **params):
-        executor = Executor()
-        request = dict(
-            dataset_name=self.view._root_dataset.name,
-            view=self.view._serialize(),
-            params=dict(panel_id="panel-bench", panel_state=dict(self.state), __method__=method, **params),
-        )
-        ctx = ExecutionContext(request_params=request, executor=executor, operator_uri=PANEL_URI)
-        self.panel.execute(ctx)
-        self.state = dict(ctx.panel_state)
-        outputs = [r for r in executor._requests if r.operator_uri == "show_panel_output"]
-        self.output = outputs[-1].params["output"] if outputs else None
-
-    def summary(self):
-        return str(self.output["type"]["properties"]["summary"])
+def summary(driver):
+    return str(driver.component("summary"))
 
 
 def build_dataset(n, seed=0):
@@ -143,7 +103,7 @@ def main():
             totals.append((time.perf_counter() - start) * 1000)
             renders.append(driver.state["render_ms"])
             kept = args.n - int(np.floor(rate / 100 * args.n))
-            assert f"Kept {kept:,}" in driver.summary(), (rate, driver.summary())
+            assert f"Kept {kept:,}" in summary(driver), (rate, summary(driver))
 
         # The App echoes every panel state change with on_change_view events (view unchanged).
         driver.event("on_change_view", value=[])  # the first one records the view

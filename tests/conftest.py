@@ -4,45 +4,20 @@ Environment variables are set before anything imports fiftyone. Core tests do
 not import fiftyone at all.
 """
 
-import importlib.util
+import importlib
 import os
 import pathlib
-import sys
 import tempfile
 import uuid
 
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-PLUGIN_NAME = "@coreset/curation"
+from harness import PLUGIN_NAME, ROOT, configure_environment, plugin_package  # noqa: F401
+
 STATE = pathlib.Path(os.environ.get("CORESET_TEST_STATE") or tempfile.mkdtemp(prefix="coreset-tests-"))
 os.environ["CORESET_TEST_STATE"] = str(STATE)
-
-_plugins = STATE / "plugins"
-_plugins.mkdir(parents=True, exist_ok=True)
-_link = _plugins / "coreset-curation"
-if not _link.exists():
-    _link.symlink_to(ROOT, target_is_directory=True)
-
-os.environ["FIFTYONE_PLUGINS_DIR"] = str(_plugins)
-os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(STATE / "db"))
-os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
-os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
-
-
-def plugin_package():
-    """Imports the repo as a package (as FiftyOne does) to reach bridge and panels."""
-    name = "coreset_curation_under_test"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+configure_environment(STATE)
 
 
 @pytest.fixture(scope="session")

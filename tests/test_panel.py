@@ -7,45 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import PLUGIN_NAME
-
-PANEL_URI = f"{PLUGIN_NAME}/coreset_explorer"
+from harness import PanelDriver
 
 
 @pytest.fixture(scope="module")
 def panel_module(bridge):
     return importlib.import_module(bridge.__name__.rsplit(".", 1)[0] + ".panels.coreset_explorer")
-
-
-class PanelDriver:
-    """Calls panel events the way the App does and keeps the panel state between them."""
-
-    def __init__(self, module, view, state=None):
-        self.panel = module.CoresetExplorer()
-        self.view = view
-        self.state = dict(state or {})
-        self.requests = []
-        self.output = None
-
-    def event(self, method, **params):
-        from fiftyone.operators.executor import ExecutionContext, Executor
-
-        executor = Executor()
-        request = dict(
-            dataset_name=self.view._root_dataset.name,
-            view=self.view._serialize(),
-            params=dict(panel_id="panel-under-test", panel_state=dict(self.state), __method__=method, **params),
-        )
-        ctx = ExecutionContext(request_params=request, executor=executor, operator_uri=PANEL_URI)
-        result = self.panel.execute(ctx)
-        self.state = dict(ctx.panel_state)
-        self.requests = [r.operator_uri for r in executor._requests]
-        outputs = [r for r in executor._requests if r.operator_uri == "show_panel_output"]
-        self.output = outputs[-1].params["output"] if outputs else None
-        self.executor = executor
-        return result
-
-    def component(self, name):
-        return self.output["type"]["properties"].get(name)
 
 
 def _scored_dataset(make_dataset, n=60, labels=True):
