@@ -2,8 +2,9 @@
 
 Both run on the same embeddings with all cores (the baseline in worker
 processes, ours in threads). Per-iteration cost is the difference of two
-iteration counts, so start-up costs (process pools, column copies, JIT cache
-loading) do not distort the ratio. A parity check on a problem small enough to
+iteration counts, so start-up costs (process pools, column copies, JIT compilation)
+do not distort the ratio; each side is timed several times, interleaved,
+and the medians are compared. A parity check on a problem small enough to
 converge compares rankings.
 
 Usage: .venv/bin/python bench/zcore_speed.py [--sizes 50000 200000] [--dim 512]
@@ -34,23 +35,38 @@ def _per_iteration(run, low, high):
     return (t_high - t_low) / (high - low)
 
 
-def speed(num, dim, workers, seed=0):
+def speed(num, dim, workers, repeats, seed=0):
     embeddings = np.random.default_rng(seed).standard_normal((num, dim), dtype=np.float32)
     base_low, base_high = 100, 1_100
     ours_low, ours_high = 10_000, 60_000
-    baseline = _per_iteration(
-        lambda n: reference_zcore_scores(embeddings, n_samples=n, seed=seed, workers=workers), base_low, base_high
-    )
-    zcore_run(embeddings, n_samples=1_000, seed=seed, num_threads=workers)  # JIT cache warm-up
-    ours = _per_iteration(
-        lambda n: zcore_run(embeddings, n_samples=n, seed=seed, num_threads=workers), ours_low, ours_high
-    )
+    zcore_run(embeddings, n_samples=1_000, seed=seed, num_threads=workers)  # JIT compilation
+    baselines, ours = [], []
+    # Interleaved repeats and medians: other load on the machine hits both sides alike.
+    for _ in range(repeats):
+        baselines.append(
+            _per_iteration(
+                lambda n: reference_zcore_scores(embeddings, n_samples=n, seed=seed, workers=workers),
+                base_low,
+                base_high,
+            )
+        )
+        ours.append(
+            _per_iteration(
+                lambda n: zcore_run(embeddings, n_samples=n, seed=seed, num_threads=workers), ours_low, ours_high
+            )
+        )
+    baseline, mine = float(np.median(baselines)), float(np.median(ours))
     print(
         f"N={num:,} D={dim}: baseline {1 / baseline:,.0f} it/s ({baseline * 1e3:.2f} ms/it), "
-        f"ours {1 / ours:,.0f} it/s ({ours * 1e6:.1f} us/it), "
-        f"1e6 iterations: baseline {baseline * 1e6 / 60:.1f} min, ours {ours * 1e6:.1f} s"
+        f"ours {1 / mine:,.0f} it/s ({mine * 1e6:.1f} us/it), "
+        f"1e6 iterations: baseline {baseline * 1e6 / 60:.1f} min, ours {mine * 1e6:.1f} s "
+        f"(medians of {repeats}; per repeat: baseline "
+        + ", ".join(f"{b * 1e3:.2f}" for b in baselines)
+        + " ms/it, ours "
+        + ", ".join(f"{o * 1e6:.1f}" for o in ours)
+        + " us/it)"
     )
-    return baseline / ours
+    return baseline / mine
 
 
 def parity(seed=0):
@@ -75,10 +91,11 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timings per side (median)")
     args = parser.parse_args()
     print(f"cores: {args.workers}")
     holds = parity()
-    ratios = [speed(num, args.dim, args.workers) for num in args.sizes]
+    ratios = [speed(num, args.dim, args.workers, args.repeats) for num in args.sizes]
     for num, ratio in zip(args.sizes, ratios):
         print(f"N={num:,}: speedup {ratio:.1f}x")
     print(f"parity: {'holds' if holds else 'FAILS'}")

@@ -68,6 +68,26 @@ def _bits_float(typingctx, value):
     return sig, codegen
 
 
+@intrinsic
+def _mask8(typingctx, values, start, limit):
+    """Bit j set when values[start + j] <= limit, j < 8: one SIMD compare and movemask."""
+    sig = types.uint64(values, start, limit)
+
+    def codegen(context, builder, signature, args):
+        values, start, limit = args
+        i32 = ir.IntType(32)
+        v8f = ir.VectorType(ir.FloatType(), 8)
+        v8i = ir.VectorType(i32, 8)
+        data = context.make_array(signature.args[0])(context, builder, values).data
+        vec = builder.load(builder.bitcast(builder.gep(data, [start]), v8f.as_pointer()), align=4)
+        bound = builder.insert_element(ir.Constant(v8f, ir.Undefined), limit, ir.Constant(i32, 0))
+        bound = builder.shuffle_vector(bound, ir.Constant(v8f, ir.Undefined), ir.Constant(v8i, [0] * 8))
+        within = builder.fcmp_ordered("<=", vec, bound)
+        return builder.zext(builder.bitcast(within, ir.IntType(8)), ir.IntType(64))
+
+    return sig, codegen
+
+
 @numba.njit(nogil=True, fastmath=True, inline="always")
 def _fill(a, b, ca, cb, cols, row, centre, out, start, length):
     """out[:length] = L1 distances of samples start.. to the centre.
@@ -122,36 +142,34 @@ def _pick_tie(bits, block_min, best, u):
     return -1
 
 
-@numba.njit(nogil=True, fastmath=True)
-def _gather_within(dist, limit, out):
-    """Writes the positions with dist <= limit to ``out`` in order; returns how many."""
+@numba.njit(nogil=True)
+def _candidates(dist, reach, a, b, ca, cb, cols, row, centre, limit, skip, out_i, out_d):
+    """Samples other than ``skip`` with d(x, s) <= reach (stored) and d(x, c) <= limit.
+
+    Writes their positions (in storage order) and distances to c; returns how many.
+    """
     num = dist.shape[0]
-    # Local scratch: LLVM vectorises the mask only when it cannot alias ``dist``.
-    mask = np.zeros(_BLOCK, dtype=np.uint8)
-    words = mask.view(np.uint64)
-    nonzero = np.empty(_BLOCK // 8, dtype=np.int32)
+    full = num // 64
     count = 0
-    for blk in range((num + _BLOCK - 1) // _BLOCK):
-        start = blk * _BLOCK
-        length = min(_BLOCK, num - start)
-        for i in range(length):
-            mask[i] = dist[start + i] <= limit
-        for i in range(length, _BLOCK):
-            mask[i] = 0
-        # The words holding a hit, without a branch per word.
-        n_words = 0
-        for w in range(_BLOCK // 8):
-            nonzero[n_words] = w
-            n_words += words[w] != 0
-        for q in range(n_words):
-            w = nonzero[q]
-            word = words[w]
-            while True:
-                out[count] = start + w * 8 + (_trailing_zeros(word) >> 3)
-                count += 1
-                word &= word - np.uint64(1)
-                if word == 0:
-                    break
+    for w in range(full + 1):
+        base = w * 64
+        word = np.uint64(0)
+        if w < full:
+            for g in range(8):
+                word |= _mask8(dist, base + g * 8, reach) << np.uint64(g * 8)
+        else:
+            for i in range(base, num):
+                if dist[i] <= reach:
+                    word |= np.uint64(1) << np.uint64(i - base)
+        while word != 0:
+            i = base + _trailing_zeros(word)
+            word &= word - np.uint64(1)
+            d = abs(a[i] - ca) + abs(b[i] - cb)
+            for j in range(2, row.shape[0]):
+                d += abs(cols[row[j], i] - centre[j])
+            out_i[count] = i
+            out_d[count] = d
+            count += (d <= limit) & (i != skip)
     return count
 
 
@@ -338,16 +356,7 @@ def run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
                 limit = np.float32(np.inf)
             # The relative margin covers float32 rounding in the triangle inequality.
             reach = np.float32((np.float64(limit) + gap) * (1.0 + 1e-5))
-            found = _gather_within(dist, reach, cand_i)
-            count = 0
-            for q in range(found):
-                i = cand_i[q]
-                d = abs(a[i] - ca) + abs(b[i] - cb)
-                for j in range(2, r):
-                    d += abs(cols[row[j], i] - centre[j])
-                cand_i[count] = i
-                cand_d[count] = d
-                count += (d <= limit) & (i != cover)
+            count = _candidates(dist, reach, a, b, ca, cb, cols, row, centre, limit, cover, cand_i, cand_d)
             if count >= k or not limit < np.inf:
                 break
             tried = 2 * tried + 8
