@@ -37,9 +37,16 @@ def _brute_force(cols, dims, points, ties, k, exp):
     return acc
 
 
-@pytest.mark.parametrize("num,dim,k", [(500, 6, 50), (3000, 16, 1000), (200, 3, 199), (60, 2, 1)])
-def test_fast_kernel_equals_full_sort(num, dim, k):
-    cols = zcore._as_columns(_cloud(num, dim, seed=num))
+@pytest.mark.parametrize(
+    "num,dim,k,levels",
+    [(500, 6, 50, None), (3000, 16, 1000, None), (200, 3, 199, None), (60, 2, 1, None), (3000, 8, 400, 6), (3000, 8, 400, 200)],
+)
+def test_fast_kernel_equals_full_sort(num, dim, k, levels):
+    x = _cloud(num, dim, seed=num)
+    if levels is not None:
+        # Few distinct values: many equal distances at the k-th neighbour and exact duplicates.
+        x = np.round(x * levels / 4).astype(np.float32)
+    cols = zcore._as_columns(x)
     lo, med, hi = zcore._column_stats(cols)
     u_dims, u_points, ties = zcore.chunk_uniforms(7, 0, 300, 2)
     dims = np.empty((300, 2), dtype=np.int64)
