@@ -11,9 +11,9 @@ nearest other sample is an exact duplicate, that one loses 1 (redundancy).
 The CPU engine (:mod:`.zcore_cpu`) stores the embeddings column-major, runs
 one vectorised pass per iteration and selects the neighbours among a few
 candidates bounded by the triangle inequality, on all cores with independent
-random streams. Scores are
-accumulated as fixed-point integers, so a seed gives the same scores whatever
-the number of threads. A torch path batches iterations on a GPU.
+random streams. Scores are accumulated as fixed-point integers, so a seed
+gives the same scores whatever the number of threads. A torch path batches
+iterations on a GPU.
 """
 
 import math

@@ -312,6 +312,7 @@ def run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
     dist = np.empty(num, dtype=np.float32)
     dist_bits = dist.view(np.int32)
     cand_d = np.empty(num, dtype=np.float32)
+    cand_bits = cand_d.view(np.int32)
     cand_i = np.empty(num, dtype=np.int32)
     sample = np.empty(min(num, _SAMPLED), dtype=np.float32)
     sample_bits = sample.view(np.int32)
@@ -362,7 +363,6 @@ def run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
             tried = 2 * tried + 8
 
         nearest = np.int32(_MAX_BITS)
-        cand_bits = cand_d.view(np.int32)
         for m in range(count):
             nearest = min(nearest, cand_bits[m])
         if nearest == 0:

@@ -39,7 +39,14 @@ def _brute_force(cols, dims, points, ties, k, exp):
 
 @pytest.mark.parametrize(
     "num,dim,k,levels",
-    [(500, 6, 50, None), (3000, 16, 1000, None), (200, 3, 199, None), (60, 2, 1, None), (3000, 8, 400, 6), (3000, 8, 400, 200)],
+    [
+        (500, 6, 50, None),
+        (3000, 16, 1000, None),
+        (200, 3, 199, None),
+        (60, 2, 1, None),
+        (3000, 8, 400, 6),
+        (3000, 8, 400, 200),
+    ],
 )
 def test_fast_kernel_equals_full_sort(num, dim, k, levels):
     x = _cloud(num, dim, seed=num)
