@@ -44,8 +44,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from core import mimic  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from harness import plugin_package  # noqa: E402
+
+plugin_package()
+from coreset_curation.core import mimic  # noqa: E402
 
 NOISE_LEVELS = (0.1, 0.2, 0.4)
 TRUSTED_PER_CLASS = 10

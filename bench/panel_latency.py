@@ -37,7 +37,7 @@ import fiftyone as fo  # noqa: E402
 
 def panel_module():
     """The panel module of the repo imported as a package (as FiftyOne does)."""
-    return importlib.import_module(plugin_package("coreset_curation_bench").__name__ + ".panels.coreset_explorer")
+    return importlib.import_module(plugin_package().__name__ + ".panels.coreset_explorer")
 
 
 def summary(driver):

@@ -13,7 +13,11 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from core.zcore import zcore_run  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+from harness import plugin_package  # noqa: E402
+
+plugin_package()
+from coreset_curation.core.zcore import zcore_run  # noqa: E402
 
 
 def _peak_gib():

@@ -22,7 +22,11 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench.zcore_reference import reference_zcore_scores  # noqa: E402
-from core.zcore import zcore_run  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+from harness import plugin_package  # noqa: E402
+
+plugin_package()
+from coreset_curation.core.zcore import zcore_run  # noqa: E402
 
 
 def _per_iteration(run, low, high):

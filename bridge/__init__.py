@@ -3,36 +3,35 @@
 Operators and panels call these functions; ``core`` never sees FiftyOne.
 """
 
+from .commit import recover
 from .coresets import (
-    SELECTION_MODES,
-    ScoreTable,
-    accuracy_curve,
-    coreset_ids,
-    load_scores,
-    recorded_embeddings_field,
+    DEFAULT_SELECTION,
+    EMBEDDING_SELECTIONS,
+    KEEP,
+    SELECTIONS,
+    compute_coreset_order,
+    find_order,
+    kept_view,
+    order_for,
+    pruned_view,
+    rank_field_name,
+    recorded_embeddings_fields,
     resolve_selection,
     save_coreset_view,
-    select_kept,
-)
-from .fields import (
-    PLUGIN,
-    EmbeddingTable,
-    check_writable_field,
-    classification_fields,
-    load_embeddings,
-    numeric_fields,
-    plugin_score_fields,
-    record_run,
-    run_key_for,
-    vector_fields,
-    write_sample_values,
+    view_run_key,
 )
 from .embeddings import (
     DEFAULT_EMBEDDINGS_FIELD,
-    EMBEDDINGS_METHOD,
     compute_embeddings,
     embeddings_model_identity,
 )
+from .fields import classification_fields, default_score_field, score_fields, vector_fields
 from .maps import EmbeddingMap, embedding_map
-from .mimic import MIMIC_METHOD, REFERENCES as MIMIC_REFERENCES, compute_mimic_scores
-from .zcore import ZCORE_METHOD, compute_zcore_scores
+from .mimic import DEFAULT_SCORE_FIELD as DEFAULT_MIMIC_FIELD
+from .mimic import REFERENCES as MIMIC_REFERENCES
+from .mimic import compute_mimic_scores
+from .reads import read_columns, read_vectors
+from .runs import EMBEDDINGS, MEMBERSHIP_FIELD, MIMIC, ORDER, PLUGIN, VIEW, ZCORE, check_output_field
+from .targets import target_of
+from .zcore import DEFAULT_SCORE_FIELD as DEFAULT_ZCORE_FIELD
+from .zcore import compute_zcore_scores

@@ -1,145 +1,327 @@
-"""Coresets of a collection: which samples a pruning rate keeps, and saved views."""
+"""Coreset orders and saved coreset views of a collection.
+
+A *coreset order* ranks the scored samples once (a rank field, 0 = kept
+longest, with its run record) so that the coreset at any pruning rate ``p``
+is the prefix of the first ``n - floor(p * n)`` ranks. The operator, the
+panel and the SDK therefore keep exactly the same samples for the same score
+field, selection, keep and stratification, and a slider move is a threshold.
+
+A *saved coreset view* is frozen: the kept samples get the view's name in the
+list field ``coresets``, and the saved view is ``match({"coresets": name})``,
+a small document at any dataset size that reloads the same samples after
+re-scoring.
+"""
+
+import time
+import uuid
 
 import numpy as np
 
 import fiftyone as fo
 import fiftyone.core.fields as fof
+import fiftyone.core.utils as fou
 
-from ..core import selection as core_selection
-from .fields import _NUMERIC_FIELDS, classification_fields, load_embeddings, numeric_fields
+from ..core import order as core_order
+from ..core import params
+from . import runs
+from .commit import FieldWrite, MembershipWrite, SavedView, commit, recover
+from .fields import classification_fields, score_fields
+from .progress import phases
+from .reads import check_vector_fields, hidden_field_message, read_columns, read_vectors
+from .targets import target_of
 
-SELECTION_MODES = ("auto",) + tuple(core_selection.SELECTIONS)
+SELECTIONS = core_order.ORDERS
+DEFAULT_SELECTION = core_order.DEFAULT_ORDER
+EMBEDDING_SELECTIONS = core_order.EMBEDDING_ORDERS
+KEEP = ("highest", "lowest")
+_NUMERIC = (fof.FloatField, fof.IntField)
 
 
-def recorded_embeddings_field(collection, score_field):
-    """The embeddings field(s) a score field was computed from, per its run record."""
-    dataset = collection._root_dataset
-    if score_field not in dataset.list_runs():
+# -- the order ------------------------------------------------------------------------
+
+
+def recorded_embeddings_fields(collection, score_field):
+    """The embeddings field(s) the run that wrote ``score_field`` used, if recorded and present."""
+    owner = runs.owner_of(collection._root_dataset, score_field)
+    if owner is None:
         return None
-    config = dataset.get_run_info(score_field).config
-    fields = getattr(config, "embeddings_fields", None) or getattr(config, "embeddings_field", None)
+    config = owner[1]
+    fields = config.get("embeddings_fields") or config.get("embeddings_field")
     fields = [fields] if isinstance(fields, str) else list(fields or [])
-    if not fields or any(dataset.get_field(f) is None for f in fields):
+    schema = collection.get_field_schema()
+    if not fields or any(f not in schema for f in fields):
         return None
-    return fields[0] if len(fields) == 1 else fields
+    return fields
 
 
-def resolve_selection(collection, score_field, selection="auto", embeddings_field=None):
-    """The selection mode to run and the embeddings it needs.
+def resolve_selection(collection, score_field, selection=None, embeddings_field=None):
+    """``(selection, embeddings fields or None, note or None)`` to run.
 
-    ``"auto"`` is the recommended mode (:data:`core.selection.DEFAULT_SELECTION`)
-    when embeddings are known (given, or recorded by the run that wrote the
-    score field), else ``"top"``.
+    The default is :data:`DEFAULT_SELECTION` when embeddings are known (given,
+    or recorded by the run that wrote the score), else ``"top"``, with a note
+    that says so.
     """
-    if selection in (None, "auto"):
-        embeddings_field = embeddings_field or recorded_embeddings_field(collection, score_field)
-        if embeddings_field:
-            return core_selection.DEFAULT_SELECTION, embeddings_field
-        return "top", None
-    if selection not in core_selection.SELECTIONS:
-        raise ValueError(f"selection must be one of {list(SELECTION_MODES)}, got {selection!r}")
-    if selection in core_selection.EMBEDDING_SELECTIONS:
-        embeddings_field = embeddings_field or recorded_embeddings_field(collection, score_field)
-        if not embeddings_field:
+    fields = None
+    if embeddings_field:
+        fields = check_vector_fields(collection, embeddings_field)
+    if selection in (None, "", "auto", "default"):
+        fields = fields or recorded_embeddings_fields(collection, score_field)
+        if fields:
+            return DEFAULT_SELECTION, fields, None
+        return "top", None, (
+            f"no embeddings are recorded for '{score_field}': used 'top' (the best scores); "
+            f"pass embeddings_field to use '{DEFAULT_SELECTION}'"
+        )
+    selection = params.choice("selection", selection, SELECTIONS)
+    if selection in EMBEDDING_SELECTIONS:
+        fields = fields or recorded_embeddings_fields(collection, score_field)
+        if not fields:
             raise ValueError(
                 f"selection '{selection}' needs embeddings: pass embeddings_field "
                 f"(no embeddings are recorded for '{score_field}')"
             )
-        return selection, embeddings_field
-    return selection, None
+        return selection, fields, None
+    return selection, None, None
 
 
-class ScoreTable:
-    """Scores of a collection's samples that have one, cached for fast sweeps."""
-
-    def __init__(self, ids, scores, missing, labels=None, embeddings=None, selection="top"):
-        self.ids = ids
-        self.selection = selection
-        self.scores = scores
-        self.missing = missing
-        self.labels = labels
-        self.embeddings = embeddings
-
-
-def load_scores(collection, score_field, *, label_field=None, embeddings_field=None):
-    """Reads a numeric score field (and optional labels / embeddings) of the scored samples."""
-    field = collection.get_field(score_field) if isinstance(score_field, str) else None
+def _check_score_field(collection, score_field):
+    if not isinstance(score_field, str) or not score_field:
+        raise ValueError(f"score_field must name a numeric field, got {score_field!r}")
+    field = collection.get_field(score_field)
     if field is None:
+        hidden = hidden_field_message(collection, score_field, "score_field")
         raise ValueError(
-            f"score_field: field {score_field!r} does not exist; numeric fields available: "
-            f"{numeric_fields(collection) or 'none'}. Compute ZCore or mimic scores first"
+            hidden
+            or f"score_field: field {score_field!r} does not exist; numeric fields available: "
+            f"{score_fields(collection) or 'none'}. Compute ZCore scores first"
         )
-    if not isinstance(field, _NUMERIC_FIELDS):
+    if not isinstance(field, _NUMERIC):
         raise ValueError(f"score_field: '{score_field}' is a {type(field).__name__}, not a numeric field")
-    ids = np.asarray(collection.values("id"))
-    raw = collection.values(score_field)
-    present = np.array([v is not None and np.isfinite(v) for v in raw], dtype=bool)
-    scores = np.array([v for v, p in zip(raw, present) if p], dtype=np.float64)
-    labels = None
-    if label_field:
-        labels = _labels(collection, label_field, param="stratify_by")[present]
-    embeddings = None
-    if embeddings_field:
-        table = load_embeddings(collection.select(ids[present].tolist(), ordered=True), embeddings_field)
-        if table.missing_ids:
-            raise ValueError(
-                f"embeddings_field: {len(table.missing_ids)} scored samples have no '{embeddings_field}'; "
-                "this selection mode needs embeddings for every scored sample"
-            )
-        embeddings = table.vectors
-    return ScoreTable(ids[present], scores, int((~present).sum()), labels, embeddings)
 
 
-def _labels(collection, label_field, param):
-    field = collection.get_field(label_field)
+def _check_label_field(collection, label_field, param="stratify_by"):
+    field = collection.get_field(label_field) if isinstance(label_field, str) else None
     if field is None:
         raise ValueError(
-            f"{param}: field '{label_field}' does not exist; Classification fields available: "
+            f"{param}: field {label_field!r} does not exist; Classification fields available: "
             f"{classification_fields(collection) or 'none'}"
         )
     if not (isinstance(field, fof.EmbeddedDocumentField) and issubclass(field.document_type, fo.Classification)):
         raise ValueError(f"{param}: '{label_field}' is not a Classification field")
-    values = collection.values(f"{label_field}.label")
-    # Samples without a label form their own stratum.
-    return np.array(["" if v is None else str(v) for v in values], dtype=object)
 
 
-def select_kept(table, prune_rate, *, keep="highest", selection="top", stratify=False, seed=0):
-    """Positions (into ``table``) of the samples a coreset keeps."""
-    return core_selection.select_coreset(
-        table.scores,
-        prune_rate,
-        keep=keep,
-        selection=selection,
-        labels=table.labels if stratify else None,
-        stratify=bool(stratify),
-        embeddings=table.embeddings,
-        seed=seed,
+def rank_field_name(score_field, selection, keep="highest", stratify_by=None):
+    """The rank field of an order: ``<score>_<selection>_rank`` (+ ``_low``, ``_by_<label>``)."""
+    name = f"{score_field}_{selection}"
+    if keep == "lowest":
+        name += "_low"
+    if stratify_by:
+        name += f"_by_{stratify_by}"
+    return name + "_rank"
+
+
+def _order_spec(collection, score_field, selection, keep, stratify_by, embeddings_field):
+    _check_score_field(collection, score_field)
+    keep = params.choice("keep", keep, KEEP)
+    if stratify_by:
+        _check_label_field(collection, stratify_by)
+    selection, fields, note = resolve_selection(collection, score_field, selection, embeddings_field)
+    return dict(
+        score_field=score_field, selection=selection, keep=keep, stratify_by=stratify_by or None,
+        embeddings_fields=fields, note=note,
     )
 
 
-def coreset_ids(
+def _score_token(collection, score_field):
+    owner = runs.owner_of(collection._root_dataset, score_field)
+    return owner[1].get("token") if owner else None
+
+
+def find_order(collection, score_field, *, selection=None, keep="highest", stratify_by=None, embeddings_field=None):
+    """The key and config of an up-to-date order of ``score_field`` on this collection, or None.
+
+    An order is up to date when it was computed on the same view from the
+    score run that wrote the field now (or, for fields no run of this plugin
+    wrote, when it is the newest order).
+    """
+    spec = _order_spec(collection, score_field, selection, keep, stratify_by, embeddings_field)
+    return _find(collection, spec)
+
+
+def _find(collection, spec):
+    stages = _stages_key(collection)
+    token = _score_token(collection, spec["score_field"])
+    for key, config, _ in runs.plugin_runs(
+        collection, runs.ORDER, score_field=spec["score_field"], selection=spec["selection"], keep=spec["keep"],
+        stratify_by=spec["stratify_by"],
+    ):
+        if config.get("view") != stages or config.get("score_token") != token:
+            continue
+        if spec["embeddings_fields"] and config.get("embeddings_fields") != spec["embeddings_fields"]:
+            continue
+        if collection.get_field(config["rank_field"]) is None:
+            continue
+        return key, config
+    return None
+
+
+def _stages_key(collection):
+    return str(collection._serialize(include_uuids=False)) if hasattr(collection, "_serialize") else "[]"
+
+
+def compute_coreset_order(
     collection,
     score_field,
-    prune_rate,
     *,
+    selection=None,
     keep="highest",
     stratify_by=None,
-    selection="auto",
     embeddings_field=None,
+    rank_field=None,
     seed=0,
+    progress=None,
 ):
-    """Ids of the kept and the pruned scored samples, and the selection mode used."""
-    selection, embeddings_field = resolve_selection(collection, score_field, selection, embeddings_field)
-    table = load_scores(
-        collection, score_field, label_field=stratify_by, embeddings_field=embeddings_field
+    """Ranks the scored samples of a collection once; writes ``rank_field``.
+
+    Returns a summary: rank_field, scored, unscored, selection, seconds, note.
+    """
+    start = time.perf_counter()
+    recover(collection._root_dataset)
+    target = target_of(collection, "a coreset order")
+    if target.kind != "samples":
+        raise ValueError("coreset orders and views are computed on samples; run them on the dataset or a view of it")
+    spec = _order_spec(collection, score_field, selection, keep, stratify_by, embeddings_field)
+    rank_field = rank_field or rank_field_name(score_field, spec["selection"], spec["keep"], spec["stratify_by"])
+    runs.check_output_field(collection, rank_field, runs.ORDER, param="rank_field", ftype=fof.IntField)
+    run_key = runs.check_run_key(collection, rank_field, runs.ORDER, param="rank_field")
+    seed = params.seed(seed)
+    report = phases(params.callback("progress", progress))
+
+    data = _read_scored(collection, spec, report(0.0, 0.15))
+    order = core_order.coreset_order(
+        data["scores"],
+        embeddings=data["vectors"],
+        mode=spec["selection"],
+        keep=spec["keep"],
+        labels=data["labels"],
+        stratify=bool(spec["stratify_by"]),
+        seed=seed,
+        progress=report(0.15, 0.95),
     )
-    if len(table.scores) == 0:
-        raise ValueError(f"score_field: no sample in the view has a '{score_field}' value; compute scores first")
-    kept = select_kept(table, prune_rate, keep=keep, selection=selection, stratify=bool(stratify_by), seed=seed)
-    mask = np.zeros(len(table.ids), dtype=bool)
-    mask[kept] = True
-    return table.ids[mask].tolist(), table.ids[~mask].tolist(), selection
+    ranks = core_order.ranks_from_order(order)
+    summary = dict(
+        rank_field=rank_field,
+        scored=len(data["ids"]),
+        unscored=len(data["unscored"]),
+        selection=spec["selection"],
+        score_field=score_field,
+        keep=spec["keep"],
+        stratify_by=spec["stratify_by"],
+        embeddings_fields=spec["embeddings_fields"],
+        note=spec["note"] or _score_note(spec["selection"]),
+        seconds=None,
+    )
+    config = runs.make_config(
+        runs.ORDER,
+        score_field=score_field,
+        selection=spec["selection"],
+        keep=spec["keep"],
+        stratify_by=spec["stratify_by"],
+        embeddings_fields=spec["embeddings_fields"],
+        rank_field=rank_field,
+        target_kind="samples",
+        token=uuid.uuid4().hex,
+        score_token=_score_token(collection, score_field),
+        view=_stages_key(collection),
+        seed=seed,
+        scored=len(data["ids"]),
+    )
+    ids = np.concatenate([data["ids"], data["unscored"]])
+    values = ranks.tolist() + [None] * len(data["unscored"])
+    summary["seconds"] = round(time.perf_counter() - start, 3)
+    commit(collection, run_key, config, dict(summary=summary),
+           writes=[FieldWrite(rank_field, ids, values, fof.IntField)])
+    report(1.0, 1.0)(1.0)
+    summary["seconds"] = round(time.perf_counter() - start, 3)
+    return summary
+
+
+def _score_note(selection):
+    if selection == "top":
+        return "the coreset keeps the best scores (the ZCore paper's selection)"
+    if selection == "ccs":
+        return "coverage-centric stratified sampling over the score"
+    return None
+
+
+def _read_scored(collection, spec, progress):
+    """Ids, scores, labels and (when needed) embeddings of the scored samples, aligned."""
+    paths = [spec["score_field"]] + ([f"{spec['stratify_by']}.label"] if spec["stratify_by"] else [])
+    ids, columns = read_columns(collection, paths)
+    raw = np.array([np.nan if v is None else v for v in columns[spec["score_field"]]], dtype=np.float64)
+    scored = np.isfinite(raw)
+    labels = None
+    if spec["stratify_by"]:
+        labels = np.array(["" if v is None else str(v) for v in columns[paths[1]]], dtype=object)
+    data = dict(ids=ids[scored], scores=raw[scored], unscored=ids[~scored], vectors=None,
+                labels=None if labels is None else labels[scored])
+    if len(data["ids"]) == 0:
+        raise ValueError(
+            f"score_field: no sample in the view has a '{spec['score_field']}' value; compute scores first"
+        )
+    if spec["selection"] in EMBEDDING_SELECTIONS:
+        table = read_vectors(collection, spec["embeddings_fields"], progress=progress)
+        row = {i: r for r, i in enumerate(table.ids)}
+        positions = np.fromiter((row.get(i, -1) for i in data["ids"]), dtype=np.int64, count=len(data["ids"]))
+        if (positions < 0).any():
+            raise ValueError(
+                f"embeddings_field: {int((positions < 0).sum())} scored samples have no "
+                f"'{', '.join(spec['embeddings_fields'])}'; selection '{spec['selection']}' needs embeddings "
+                "for every scored sample"
+            )
+        if not np.array_equal(positions, np.arange(len(positions))):
+            # Keep the (large) matrix in place: reorder the small arrays to its rows instead.
+            back = np.empty(len(table.ids), dtype=np.int64)
+            back[:] = -1
+            back[positions] = np.arange(len(positions))
+            keep_rows = back >= 0
+            sel = back[keep_rows]
+            data["ids"], data["scores"] = data["ids"][sel], data["scores"][sel]
+            if data["labels"] is not None:
+                data["labels"] = data["labels"][sel]
+            vectors = table.vectors if keep_rows.all() else table.vectors[keep_rows]
+        else:
+            vectors = table.vectors
+        data["vectors"] = vectors
+    return data
+
+
+def order_for(collection, score_field, *, selection=None, keep="highest", stratify_by=None, embeddings_field=None,
+              seed=0, progress=None):
+    """``(rank_field, summary)`` of an up-to-date order, computed if there is none."""
+    spec = _order_spec(collection, score_field, selection, keep, stratify_by, embeddings_field)
+    found = _find(collection, spec)
+    if found is not None:
+        key, config = found
+        return config["rank_field"], dict(
+            rank_field=config["rank_field"], selection=config["selection"], scored=config.get("scored"),
+            reused=True, note=spec["note"] or _score_note(config["selection"]),
+        )
+    summary = compute_coreset_order(
+        collection, score_field, selection=spec["selection"], keep=spec["keep"], stratify_by=spec["stratify_by"],
+        embeddings_field=spec["embeddings_fields"], seed=seed, progress=progress,
+    )
+    summary["reused"] = False
+    summary["note"] = spec["note"] or summary.get("note")
+    return summary["rank_field"], summary
+
+
+# -- saved coreset views ------------------------------------------------------------
+
+
+def view_run_key(view_name):
+    """The run key of a saved coreset view: ``coreset_view_<slug>``."""
+    return "coreset_view_" + fou.to_slug(view_name).replace("-", "_")
 
 
 def save_coreset_view(
@@ -150,82 +332,116 @@ def save_coreset_view(
     *,
     keep="highest",
     stratify_by=None,
-    selection="auto",
+    selection=None,
     embeddings_field=None,
     seed=0,
     tag=None,
     overwrite=False,
+    progress=None,
 ):
-    """Saves the coreset of a collection as a saved view; returns a summary."""
-    dataset = collection._root_dataset
+    """Saves the coreset of a collection at ``prune_rate`` as a frozen saved view.
+
+    The view holds exactly ``n - floor(prune_rate * n)`` of the ``n`` scored
+    samples: the prefix of the coreset order (computed once, or reused).
+    Returns a summary: view_name, kept, pruned, selection, description.
+    """
+    start = time.perf_counter()
+    recover(collection._root_dataset)
+    prune_rate = params.fraction("prune_rate", prune_rate)
+    overwrite = params.boolean("overwrite", overwrite)
+    root = collection._root_dataset
     if not isinstance(view_name, str) or not view_name.strip():
         raise ValueError("view_name must be a non-empty name for the saved view")
-    if dataset.has_saved_view(view_name) and not overwrite:
+    view_name = view_name.strip()
+    if root.has_saved_view(view_name) and not overwrite:
         raise ValueError(
-            f"view_name: a saved view named '{view_name}' already exists on '{dataset.name}'; "
+            f"view_name: a saved view named '{view_name}' already exists on '{root.name}'; "
             "choose another name or pass overwrite=True"
         )
-    kept, pruned, selection = coreset_ids(
-        collection,
-        score_field,
-        prune_rate,
-        keep=keep,
-        stratify_by=stratify_by,
-        selection=selection,
-        embeddings_field=embeddings_field,
-        seed=seed,
+    key = view_run_key(view_name)
+    runs.check_run_key(collection, key, runs.VIEW, param="view_name")
+    if root.has_saved_view(view_name) and key not in runs.raw_runs(root):
+        raise ValueError(
+            f"view_name: '{view_name}' is a saved view this plugin did not create; choose another name"
+        )
+    tag = _check_tag(collection, tag, view_name)
+    report = phases(params.callback("progress", progress))
+
+    rank_field, order = order_for(
+        collection, score_field, selection=selection, keep=keep, stratify_by=stratify_by,
+        embeddings_field=embeddings_field, seed=seed, progress=report(0.0, 0.9),
     )
-    view = collection.select(kept)
+    scored = collection.exists(rank_field).count()
+    kept = core_order.kept_count(scored, prune_rate)
+    query = {rank_field: {"$lt": kept}}
+    members = root.match({runs.MEMBERSHIP_FIELD: view_name})
     description = (
-        f"Coreset of {len(kept)}/{len(kept) + len(pruned)} samples: prune {prune_rate:.0%} by "
-        f"{keep} '{score_field}' ({selection}{', stratified by ' + stratify_by if stratify_by else ''})"
+        f"Coreset of {kept}/{scored} samples: prune {prune_rate:.0%} by {keep} '{score_field}' "
+        f"({order['selection']}{', stratified by ' + stratify_by if stratify_by else ''}), frozen"
     )
+    config = runs.make_config(
+        runs.VIEW,
+        view_name=view_name,
+        score_field=score_field,
+        rank_field=rank_field,
+        selection=order["selection"],
+        keep=keep,
+        stratify_by=stratify_by or None,
+        prune_rate=prune_rate,
+        kept=kept,
+        tag=tag,
+        target_kind="samples",
+        token=uuid.uuid4().hex,
+    )
+    writes = [MembershipWrite(runs.MEMBERSHIP_FIELD, view_name, query=query)]
     if tag:
-        view.tag_samples(tag)
-    dataset.save_view(view_name, view, description=description, overwrite=overwrite)
-    return dict(
-        view_name=view_name, kept=len(kept), pruned=len(pruned), selection=selection, description=description
+        writes.append(MembershipWrite("tags", tag, query=query))
+    summary = dict(
+        view_name=view_name, kept=kept, pruned=scored - kept, selection=order["selection"],
+        rank_field=rank_field, description=description, note=order.get("note"), seconds=None,
     )
 
+    def still_free():
+        root.reload()
+        if root.has_saved_view(view_name) and not overwrite:
+            raise ValueError(
+                f"view_name: a saved view named '{view_name}' was just saved by another run; "
+                "choose another name or pass overwrite=True"
+            )
 
-def accuracy_curve(
-    collection,
-    score_field,
-    embeddings_field,
-    label_field,
-    *,
-    rates=(0, 10, 30, 50, 70, 90),
-    keep="highest",
-    selection="auto",
-    stratify=False,
-    held_out=0.2,
-    max_train=20_000,
-    seed=0,
-):
-    """Linear-probe accuracy on held-out labelled samples when training on each rate's kept set."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
+    commit(collection, key, config, dict(summary=summary), writes=writes,
+           saved_view=SavedView(view_name, members, description), precheck=still_free)
+    report(1.0, 1.0)(1.0)
+    summary["seconds"] = round(time.perf_counter() - start, 3)
+    return summary
 
-    selection, selection_embeddings = resolve_selection(collection, score_field, selection, embeddings_field)
-    if selection_embeddings not in (None, embeddings_field):
-        raise ValueError("embeddings_field: the probe and the selection must use the same embeddings")
-    table = load_scores(collection, score_field, label_field=label_field, embeddings_field=embeddings_field)
-    labelled = np.flatnonzero(table.labels != "")
-    if len(labelled) < 10 or len(np.unique(table.labels[labelled])) < 2:
-        raise ValueError(f"label_field: need at least 10 samples and 2 classes labelled in '{label_field}'")
-    train, test = train_test_split(labelled, test_size=held_out, random_state=seed)
-    in_train = np.zeros(len(table.ids), dtype=bool)
-    in_train[train] = True
-    rng = np.random.default_rng(seed)
-    accuracy = []
-    for rate in rates:
-        kept = select_kept(table, rate / 100.0, keep=keep, selection=selection, stratify=stratify, seed=seed)
-        fit = kept[in_train[kept]]
-        if len(fit) > max_train:
-            fit = rng.choice(fit, max_train, replace=False)
-        if len(np.unique(table.labels[fit])) < 2:
-            accuracy.append(None)
-            continue
-        probe = LogisticRegression(max_iter=1000).fit(table.embeddings[fit], table.labels[fit])
-        accuracy.append(round(float(probe.score(table.embeddings[test], table.labels[test])), 4))
-    return dict(rates=list(rates), accuracy=accuracy, held_out=len(test))
+
+def _check_tag(collection, tag, view_name):
+    """None, or a tag that is free or was applied by a previous save of this view."""
+    if tag is None or (isinstance(tag, str) and not tag.strip()):
+        return None
+    if not isinstance(tag, str):
+        raise ValueError(f"tag must be a tag name or None, got {tag!r}")
+    tag = tag.strip()
+    if tag in {c.get("tag") for _, c, _ in runs.plugin_runs(collection, runs.VIEW, view_name=view_name)}:
+        return tag
+    used = collection._root_dataset.count_sample_tags().get(tag, 0)
+    if used:
+        raise ValueError(
+            f"tag: '{tag}' is already on {used} samples; choose a new tag name so existing tags stay as they are"
+        )
+    return tag
+
+
+def kept_view(collection, rank_field, prune_rate=None, kept=None):
+    """The kept samples of ``collection`` at a rate (or a kept count), as a small match on the rank."""
+    if kept is None:
+        kept = core_order.kept_count(collection.exists(rank_field).count(), params.fraction("prune_rate", prune_rate))
+    return collection.match({rank_field: {"$lt": int(kept)}})
+
+
+def pruned_view(collection, rank_field, prune_rate=None, kept=None):
+    """The pruned scored samples, as a small match on the rank."""
+    if kept is None:
+        kept = core_order.kept_count(collection.exists(rank_field).count(), params.fraction("prune_rate", prune_rate))
+    return collection.match({rank_field: {"$gte": int(kept)}})

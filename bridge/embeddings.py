@@ -16,9 +16,10 @@ import numpy as np
 
 import fiftyone.core.fields as fof
 
-from .fields import PLUGIN, record_run, run_key_for, write_sample_values
+from . import runs
+from .commit import commit
 
-EMBEDDINGS_METHOD = "coreset_embeddings"
+EMBEDDINGS_METHOD = runs.EMBEDDINGS
 DEFAULT_EMBEDDINGS_FIELD = "clip_embeddings"
 DEFAULT_CHUNK_SIZE = 1024
 _BUILTIN = ("id", "filepath", "tags", "metadata", "created_at", "last_modified_at", "frames")
@@ -174,17 +175,46 @@ def embeddings_model_identity(collection, embeddings_field):
     ``checkpoint_sha256`` for checkpoint files; pass ``architecture`` and
     ``pretrained`` to ``core.embeddings.load_model`` to reload the model.
     """
-    if not isinstance(embeddings_field, str) or not embeddings_field.isidentifier():
+    if not isinstance(embeddings_field, str):
         return None
-    dataset = collection._root_dataset
-    key = run_key_for(embeddings_field)
-    if key not in dataset.list_runs():
+    found = runs.plugin_runs(collection, runs.EMBEDDINGS, embeddings_field=embeddings_field)
+    if not found:
         return None
-    config = dataset.get_run_info(key).config
-    if getattr(config, "plugin", None) != PLUGIN or getattr(config, "method", None) != EMBEDDINGS_METHOD:
-        return None
-    identity = getattr(config, "model_identity", None)
+    identity = found[0][1].get("model_identity")
     return dict(identity) if identity else None
+
+
+def zero_shot_text(collection, embeddings_field, class_names, templates, *, device="auto"):
+    """Text embeddings of the class prompts with the model that computed ``embeddings_field``.
+
+    Returns ``(text, logit_scale, model)``: the (C, D) L2-normalised mean of
+    each class's prompt embeddings (``template.format(name)`` per template),
+    the model's logit scale, and a dict naming the model.
+    """
+    identity = embeddings_model_identity(collection, embeddings_field)
+    if not identity or not identity.get("architecture"):
+        raise ValueError(
+            f"embeddings_field '{embeddings_field}' was not computed by compute_embeddings (no model is "
+            "recorded for it); zero_shot needs that model's text tower. Use reference='trusted' or "
+            "'checkpoint', or recompute the embeddings with compute_embeddings"
+        )
+    E = _core()
+    arch, pretrained = identity["architecture"], identity.get("pretrained")
+    try:
+        loaded = E.load_model(arch, pretrained, device=device)
+    except (ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"zero_shot: could not reload {arch} / {pretrained}, the model that computed '{embeddings_field}': {err}"
+        ) from err
+    recorded_sha = identity.get("checkpoint_sha256")
+    loaded_sha = loaded.identity.get("checkpoint_sha256")
+    if recorded_sha and loaded_sha and recorded_sha != loaded_sha:
+        raise ValueError(
+            f"zero_shot: the checkpoint {pretrained!r} changed since '{embeddings_field}' was computed "
+            "(sha256 differs); recompute the embeddings or restore the checkpoint"
+        )
+    text = E.text_embeddings(list(class_names), loaded, tuple(templates))
+    return text, E.logit_scale(loaded), dict(architecture=arch, pretrained=pretrained)
 
 
 # -- checks -------------------------------------------------------------------
@@ -306,14 +336,11 @@ def _check_compatible(collection, name, field, identity, skip_existing, existing
 
 
 def _record(collection, params, summary):
-    key = run_key_for(params["embeddings_field"])
+    key = params["embeddings_field"]
     extra = {k: v for k, v in summary.items() if k not in params}
-    record_run(collection, key, EMBEDDINGS_METHOD, params, extra)
+    config = runs.make_config(runs.EMBEDDINGS, target_kind="samples", **params)
+    commit(collection, key, config, dict(summary=extra))
 
 
 def _write(collection, name, values_by_id):
-    if collection._is_generated:
-        # frames/patches views: write through the view so the source dataset is synced
-        collection.set_values(name, values_by_id, key_field="id", validate=False)
-    else:
-        write_sample_values(collection, name, values_by_id)
+    collection.set_values(name, values_by_id, key_field="id", validate=False)

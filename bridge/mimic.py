@@ -21,6 +21,7 @@ are flagged as likely label errors (``flag_label_issues``).
 
 import os
 import time
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,12 +30,17 @@ import fiftyone as fo
 import fiftyone.core.fields as fof
 
 from ..core import mimic as core_mimic
-from .embeddings import embeddings_model_identity
-from .fields import classification_fields, check_writable_field, load_embeddings, record_run, run_key_for
-from .fields import write_sample_values
+from ..core import params
+from . import runs
+from .commit import FieldWrite, MembershipWrite, commit, recover
+from .embeddings import zero_shot_text
+from .fields import classification_fields
+from .progress import phases
+from .reads import check_vector_fields, hidden_field_message, read_columns, read_vectors
+from .targets import target_of
 
-MIMIC_METHOD = "coreset_mimic"
 REFERENCES = ("trusted", "zero_shot", "checkpoint")
+DEFAULT_SCORE_FIELD = "mimic_score"
 _NORM_TOLERANCE = 1e-2
 
 
@@ -42,11 +48,11 @@ _NORM_TOLERANCE = 1e-2
 class LabelledEmbeddings:
     """The scored samples: ids, (N, D) vectors, (N,) class indices, class names."""
 
-    ids: list
+    ids: np.ndarray
     vectors: np.ndarray
     labels: np.ndarray
     classes: list
-    skipped_ids: list
+    skipped_ids: np.ndarray
     skipped_no_label: int
     skipped_no_embedding: int
     embeddings_field: str
@@ -63,7 +69,9 @@ def compute_mimic_scores(
     trusted_view=None,
     checkpoint_path=None,
     templates=None,
-    score_field="mimic_score",
+    score_field=DEFAULT_SCORE_FIELD,
+    run_key=None,
+    overwrite=False,
     issue_tag=None,
     epochs=core_mimic.DEFAULTS["epochs"],
     batch_size=core_mimic.DEFAULTS["batch_size"],
@@ -76,34 +84,39 @@ def compute_mimic_scores(
     """Scores the labels of a collection with Grad-Mimic and writes ``score_field``.
 
     Samples without a label (or with an empty one) or without an embedding
-    are skipped, counted and get ``None``. With ``issue_tag``, the scored
-    samples whose score is below 0 get that tag, and the tag is removed from
-    the other samples of the collection, so it always matches the latest run.
+    are skipped, counted and get None. With ``issue_tag``, the scored samples
+    whose score is below 0 get that tag; the tag must be new, or one that a
+    previous mimic run applied (it then moves to the new flagged samples):
+    tags that users put on samples are never removed.
 
-    Nothing is written until every score is computed: a failed run leaves no
-    field behind. The run is recorded under the key ``score_field``.
+    Nothing is written until every score is computed, and scores, tags and
+    the run record land together. The run is recorded under ``run_key``
+    (default: the score field's name).
 
     Returns:
         a summary dict: scored, skipped, skipped_no_label,
         skipped_no_embedding, flagged, tagged, classes, reference, seed, ...
     """
     start = time.perf_counter()
-    if reference not in REFERENCES:
-        raise ValueError(f"reference must be one of {list(REFERENCES)}, got {reference!r}")
-    check_writable_field(collection, score_field)
-    if issue_tag is not None and (not isinstance(issue_tag, str) or not issue_tag.strip()):
-        raise ValueError(f"issue_tag must be a non-empty tag name or None, got {issue_tag!r}")
+    recover(collection._root_dataset)
+    target = target_of(collection, "compute_mimic_scores")
+    reference = params.choice("reference", reference, REFERENCES)
+    overwrite = params.boolean("overwrite", overwrite)
+    runs.check_output_field(collection, score_field, runs.MIMIC, param="score_field", overwrite=overwrite)
+    run_key = runs.check_run_key(collection, run_key or score_field, runs.MIMIC)
+    check_vector_fields(collection, embeddings_field)
+    _check_label_field(collection, label_field)
+    issue_tag = _check_issue_tag(collection, issue_tag, trusted_tag, score_field)
     core_mimic._method(method)
-    epochs = core_mimic._positive_int("epochs", epochs)
-    batch_size = core_mimic._positive_int("batch_size", batch_size)
-    lr = core_mimic._positive_float("lr", lr)
-    if seed is None:
-        seed = int(np.random.default_rng().integers(2**31 - 1))
-    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer or None, got {seed!r}")
-    seed = int(seed)
+    epochs = params.integer("epochs", epochs, minimum=1)
+    batch_size = params.integer("batch_size", batch_size, minimum=1)
+    lr = params.number("lr", lr, above=0.0)
+    seed = params.seed(seed)
+    report = phases(params.callback("progress", progress))
+    if collection.count() == 0:
+        raise ValueError("The view is empty: select labelled samples with embeddings before computing mimic scores")
 
-    data = load_labelled_embeddings(collection, embeddings_field, label_field)
+    data = load_labelled_embeddings(collection, embeddings_field, label_field, progress=report(0.0, 0.1))
     head, info = reference_head(
         collection,
         data,
@@ -124,20 +137,10 @@ def compute_mimic_scores(
         lr=lr,
         method=method,
         seed=seed,
-        progress=progress,
+        progress=report(0.1, 0.95),
     )
     flagged = core_mimic.flag_label_issues(scores, data.labels)
-
-    values = dict(zip(data.ids, scores.tolist()))
-    values.update(dict.fromkeys(data.skipped_ids))
-    write_sample_values(collection, score_field, values)
-    tagged = 0
-    if issue_tag is not None:
-        flagged_ids = [i for i, f in zip(data.ids, flagged) if f]
-        collection.untag_samples(issue_tag)
-        if flagged_ids:
-            collection._root_dataset.select(flagged_ids).tag_samples(issue_tag)
-        tagged = len(flagged_ids)
+    del data.vectors
 
     summary = dict(
         scored=len(data.ids),
@@ -145,69 +148,116 @@ def compute_mimic_scores(
         skipped_no_label=data.skipped_no_label,
         skipped_no_embedding=data.skipped_no_embedding,
         flagged=int(flagged.sum()),
-        tagged=tagged,
+        tagged=int(flagged.sum()) if issue_tag else 0,
+        issue_tag=issue_tag,
         classes=list(data.classes),
         num_classes=len(data.classes),
-        seconds=round(time.perf_counter() - start, 3),
+        seconds=None,
+        seed=seed,
         **info,
     )
-    params = dict(
+    config = runs.make_config(
+        runs.MIMIC,
         embeddings_field=embeddings_field,
         label_field=label_field,
+        score_field=score_field,
+        target_kind=target.kind,
+        token=uuid.uuid4().hex,
         reference=reference,
         trusted_tag=trusted_tag,
         trusted_view=trusted_view,
         checkpoint_path=os.path.abspath(checkpoint_path) if reference == "checkpoint" else None,
         templates=list(_templates(templates)) if reference == "zero_shot" else None,
-        score_field=score_field,
         issue_tag=issue_tag,
+        classes=list(data.classes),
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         alignment_method=method,  # 'method' is the run's method name
         seed=seed,
-        view_stages=[str(s) for s in getattr(collection, "_stages", [])],
     )
-    record_run(collection, run_key_for(score_field), MIMIC_METHOD, params, summary)
+    writes = [
+        FieldWrite(
+            score_field,
+            np.concatenate([data.ids, data.skipped_ids]),
+            scores.astype(float).tolist() + [None] * len(data.skipped_ids),
+            fof.FloatField,
+        )
+    ]
+    if issue_tag:
+        writes.append(MembershipWrite("tags", issue_tag, data.ids[flagged]))
+    summary["seconds"] = round(time.perf_counter() - start, 3)
+    commit(collection, run_key, config, dict(summary=summary), writes=writes)
+    report(1.0, 1.0)(1.0)
+    summary["seconds"] = round(time.perf_counter() - start, 3)
+    summary["run_key"] = run_key
+    summary["score_field"] = score_field
     return summary
 
 
-def load_labelled_embeddings(collection, embeddings_field, label_field):
+def _check_issue_tag(collection, issue_tag, trusted_tag, score_field):
+    """None, or a tag that is free or was applied by a previous mimic run."""
+    if issue_tag is None or (isinstance(issue_tag, str) and not issue_tag.strip()):
+        return None
+    if not isinstance(issue_tag, str):
+        raise ValueError(f"issue_tag must be a tag name or None, got {issue_tag!r}")
+    issue_tag = issue_tag.strip()
+    if trusted_tag and issue_tag == trusted_tag:
+        raise ValueError(
+            f"issue_tag: '{issue_tag}' is the trusted_tag; choose another tag for likely label errors"
+        )
+    ours = {c.get("issue_tag") for _, c, _ in runs.plugin_runs(collection, runs.MIMIC)}
+    if issue_tag in ours:
+        return issue_tag
+    target = target_of(collection)
+    if target.kind == "frames":
+        used = target.root.count_values("frames.tags").get(issue_tag, 0)
+    else:
+        used = target.root.count_sample_tags().get(issue_tag, 0)
+    if used:
+        raise ValueError(
+            f"issue_tag: '{issue_tag}' is already on {used} samples that this plugin did not tag; "
+            "choose a new tag name (e.g. 'label_issue') so your tags stay as they are"
+        )
+    return issue_tag
+
+
+def load_labelled_embeddings(collection, embeddings_field, label_field, progress=None):
     """Reads the embeddings and labels of the samples that have both.
 
     Class indices follow the sorted distinct label strings of those samples.
     """
     _check_label_field(collection, label_field)
-    if len(collection) == 0:
-        raise ValueError("The view is empty: select labelled samples with embeddings before computing mimic scores")
-    table = load_embeddings(collection, embeddings_field, standardize=False)
-    ids = collection.values("id")
-    labels = collection.values(f"{label_field}.label")
-    label_of = {i: (lab if isinstance(lab, str) and lab.strip() else None) for i, lab in zip(ids, labels)}
-    keep = np.array([label_of[i] is not None for i in table.ids], dtype=bool)
-    kept_ids = [i for i, k in zip(table.ids, keep) if k]
-    no_label = sum(1 for i in ids if label_of[i] is None)
-    no_embedding = sum(1 for i in table.missing_ids if label_of[i] is not None)
-    scored = set(kept_ids)
-    skipped_ids = [i for i in ids if i not in scored]
+    table = read_vectors(collection, embeddings_field, progress=progress)
+    label_ids, columns = read_columns(collection, [f"{label_field}.label"])
+    label_of = {
+        i: (lab if isinstance(lab, str) and lab.strip() else None)
+        for i, lab in zip(label_ids, columns[f"{label_field}.label"])
+    }
+    keep = np.fromiter((label_of.get(i) is not None for i in table.ids), dtype=bool, count=len(table.ids))
+    no_label = sum(1 for v in label_of.values() if v is None)
+    no_embedding = sum(1 for i in table.missing_ids if label_of.get(i) is not None)
+    kept_ids = table.ids[keep]
+    skipped_ids = np.concatenate([table.ids[~keep], table.missing_ids])
     if len(kept_ids) < 2:
         raise ValueError(
             f"mimic scores need at least 2 samples with both a label in '{label_field}' and an embedding in "
             f"'{embeddings_field}'; found {len(kept_ids)} ({no_label} without a label, "
             f"{no_embedding} without an embedding)"
         )
-    names = [label_of[i] for i in kept_ids]
-    classes = sorted(set(names))
+    names = np.array([label_of[i] for i in kept_ids], dtype=object)
+    classes = sorted(set(names.tolist()))
     if len(classes) < 2:
         raise ValueError(
             f"label_field '{label_field}' has a single class ({classes[0]!r}) among the scored samples; "
             "mimic scores need at least 2 classes"
         )
     index = {c: k for k, c in enumerate(classes)}
+    vectors = table.vectors if keep.all() else table.vectors[keep]
     return LabelledEmbeddings(
         ids=kept_ids,
-        vectors=table.vectors[keep],
-        labels=np.array([index[n] for n in names], dtype=np.int64),
+        vectors=vectors,
+        labels=np.fromiter((index[n] for n in names), dtype=np.int64, count=len(names)),
         classes=classes,
         skipped_ids=skipped_ids,
         skipped_no_label=no_label,
@@ -258,7 +308,7 @@ def _trusted_head(collection, data, trusted_tag, trusted_view, seed):
     if trusted_tag:
         if not isinstance(trusted_tag, str):
             raise ValueError(f"trusted_tag must be a tag name, got {trusted_tag!r}")
-        members = set(collection.match_tags(trusted_tag).values("id"))
+        members = set(collection.match_tags(trusted_tag).values("_id"))
         source = f"tag '{trusted_tag}'"
     else:
         dataset = collection._root_dataset
@@ -268,9 +318,9 @@ def _trusted_head(collection, data, trusted_tag, trusted_view, seed):
                 f"trusted_view: no saved view named {trusted_view!r} on dataset '{dataset.name}'; "
                 f"saved views: {saved or 'none'}"
             )
-        members = set(dataset.load_saved_view(trusted_view).values("id"))
+        members = set(dataset.load_saved_view(trusted_view).values("_id"))
         source = f"saved view '{trusted_view}'"
-    mask = np.array([i in members for i in data.ids], dtype=bool)
+    mask = np.fromiter((i in members for i in data.ids), dtype=bool, count=len(data.ids))
     if not mask.any():
         raise ValueError(
             f"the trusted set is empty: no sample of this view with a label in '{data.label_field}' and an "
@@ -285,53 +335,23 @@ def _trusted_head(collection, data, trusted_tag, trusted_view, seed):
 
 def _zero_shot_head(collection, data, templates, device):
     field = data.embeddings_field
-    identity = embeddings_model_identity(collection, field)
-    if not identity or not identity.get("architecture"):
-        raise ValueError(
-            f"embeddings_field '{field}' was not computed by compute_embeddings (no open_clip model is "
-            "recorded for it); zero_shot needs that model's text tower. Use reference='trusted' or "
-            "'checkpoint', or recompute the embeddings with compute_embeddings"
-        )
-    if identity.get("normalize") is False:
-        raise ValueError(
-            f"embeddings_field '{field}' holds unnormalised embeddings (normalize=False); zero_shot compares "
-            "them with L2-normalised text embeddings. Recompute them with normalize=True"
-        )
-    norms = np.linalg.norm(data.vectors.astype(np.float64), axis=1)
+    norms = np.sqrt(core_mimic._row_sq_norms(data.vectors))
     if np.abs(norms - 1.0).max() > _NORM_TOLERANCE:
         raise ValueError(
             f"embeddings_field '{field}' is not L2-normalised (norms range {norms.min():.3g}-{norms.max():.3g}); "
-            "zero_shot needs the model's normalised image embeddings. Recompute them with compute_embeddings"
+            "zero_shot compares the model's normalised image embeddings with its text embeddings: recompute "
+            "them with compute_embeddings"
         )
     templates = _templates(templates)
     for name in data.classes:
         core_mimic.text_prompts(name, templates)  # validates the templates and class names
-
-    from ..core import embeddings as core_embeddings
-
-    arch, pretrained = identity["architecture"], identity.get("pretrained")
-    try:
-        loaded = core_embeddings.load_model(arch, pretrained, device=device)
-    except (ValueError, RuntimeError) as err:
-        raise ValueError(
-            f"zero_shot: could not reload {arch} / {pretrained}, the model that computed '{field}': {err}"
-        ) from err
-    recorded_sha = identity.get("checkpoint_sha256")
-    loaded_sha = loaded.identity.get("checkpoint_sha256")
-    if recorded_sha and loaded_sha and recorded_sha != loaded_sha:
-        raise ValueError(
-            f"zero_shot: the checkpoint {pretrained!r} changed since '{field}' was computed (sha256 differs); "
-            "recompute the embeddings or restore the checkpoint"
-        )
-    text = core_embeddings.text_embeddings(data.classes, loaded, templates)
+    text, scale, model = zero_shot_text(collection, field, data.classes, templates, device=device)
     if text.shape[1] != data.vectors.shape[1]:
         raise ValueError(
-            f"embeddings_field '{field}' holds {data.vectors.shape[1]}-dim vectors but the text tower of "
-            f"{arch} / {pretrained} gives {text.shape[1]}-dim ones; these are not that model's image embeddings"
+            f"embeddings_field '{field}' holds {data.vectors.shape[1]}-dim vectors but the text embeddings of "
+            f"its model are {text.shape[1]}-dim; these are not that model's image embeddings"
         )
-    scale = core_embeddings.logit_scale(loaded)
     head = core_mimic.zero_shot_head(text, scale, classes=data.classes)
-    model = dict(architecture=arch, pretrained=pretrained)
     return head, dict(logit_scale=round(scale, 6), model=model)
 
 
@@ -360,8 +380,10 @@ def _check_label_field(collection, label_field):
     available = classification_fields(collection) or "none"
     field = collection.get_field(label_field)
     if field is None:
+        hidden = hidden_field_message(collection, label_field, "label_field")
         raise ValueError(
-            f"label_field: field '{label_field}' does not exist on dataset "
+            hidden
+            or f"label_field: field '{label_field}' does not exist on dataset "
             f"'{collection._root_dataset.name}'. Classification fields available: {available}"
         )
     if not (isinstance(field, fof.EmbeddedDocumentField) and field.document_type is fo.Classification):

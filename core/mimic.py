@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from . import KERNEL_CACHE, params
+
 METHODS = ("cos", "proj")
+_ROWS = 65536
 
 DEFAULT_TEMPLATES = (
     "a photo of a {}.",
@@ -128,32 +131,34 @@ def mimic_scores(
     Returns:
         the mean alignment of each sample over the steps it took part in
     """
+    epochs = params.integer("epochs", epochs, minimum=1)
+    batch_size = params.integer("batch_size", batch_size, minimum=1)
+    lr = params.number("lr", lr, above=0.0)
+    temperature = params.number("temperature", temperature, above=0.0)
+    cosine = _method(method)
+    reweight = params.boolean("reweight", reweight)
+    progress = params.callback("progress", progress)
+    rng = np.random.default_rng(params.seed(seed))
     x = _as_embeddings(embeddings, min_rows=2)
     num, dim = x.shape
     w_ref, b_ref = _head_arrays(reference_head, dim)
     y = _as_labels(labels, num, w_ref.shape[0])
-    epochs = _positive_int("epochs", epochs)
-    batch_size = _positive_int("batch_size", batch_size)
-    lr = _positive_float("lr", lr)
-    temperature = _positive_float("temperature", temperature)
-    cosine = _method(method)
-    if not isinstance(reweight, (bool, np.bool_)):
-        raise ValueError(f"reweight must be True or False, got {reweight!r}")
-    _check_progress(progress)
-    rng = np.random.default_rng(seed)
 
-    scale = float(np.sqrt(np.mean(np.einsum("ij,ij->i", x, x, dtype=np.float64))))
+    # Inputs are scaled to unit RMS norm and get a constant-1 bias column,
+    # x = [x / scale, 1] and W = [W | b], without copying the (N, D) matrix.
+    sq_norms = _row_sq_norms(x)
+    scale = float(np.sqrt(np.mean(sq_norms)))
     if not scale > 0:
         scale = 1.0
-    # the bias is a constant-1 input column: x = [x, 1], W = [W | b]
-    xa = np.empty((num, dim + 1), np.float64)
-    xa[:, :dim] = x / scale
-    xa[:, dim] = 1.0
+    inv_scale = 1.0 / scale
     ref = np.empty((w_ref.shape[0], dim + 1), np.float64)
     ref[:, :dim] = w_ref * scale
     ref[:, dim] = b_ref
-    ref_logits = np.ascontiguousarray(xa @ ref.T)
-    x_norms = np.sqrt(np.einsum("ij,ij->i", xa, xa))
+    ref_logits = np.empty((num, ref.shape[0]), np.float64)
+    for start in range(0, num, _ROWS):
+        block = x[start : start + _ROWS].astype(np.float64) * inv_scale
+        ref_logits[start : start + _ROWS] = block @ ref[:, :dim].T + ref[:, dim]
+    x_norms = np.sqrt(sq_norms * inv_scale**2 + 1.0)
     head = np.zeros_like(ref)
     total = np.zeros(num, np.float64)
     if progress is not None:
@@ -161,28 +166,43 @@ def mimic_scores(
     for epoch in range(epochs):
         order = rng.permutation(num)
         _sgd_epoch(
-            xa, y, ref_logits, x_norms, ref, head, order, batch_size, lr, cosine, bool(reweight), temperature, total
+            x, inv_scale, y, ref_logits, x_norms, ref, head, order, batch_size, lr, cosine, reweight, temperature,
+            total,
         )
         if progress is not None:
             progress((epoch + 1) / epochs)
     return (total / epochs).astype(np.float32)
 
 
+def _row_sq_norms(x):
+    out = np.empty(len(x), np.float64)
+    for start in range(0, len(x), _ROWS):
+        block = x[start : start + _ROWS]
+        out[start : start + _ROWS] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+    return out
+
+
 # fastmath without the no-NaN/no-inf assumptions
-@numba.njit(nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def _sgd_epoch(xa, y, ref_logits, x_norms, ref, head, order, batch_size, lr, cosine, reweight, temperature, total):
-    """One epoch of SGD on ``head`` in place; adds each sample's alignment to ``total``."""
-    num, width = xa.shape
+@numba.njit(nogil=True, cache=KERNEL_CACHE, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
+def _sgd_epoch(
+    x, inv_scale, y, ref_logits, x_norms, ref, head, order, batch_size, lr, cosine, reweight, temperature, total
+):
+    """One epoch of SGD on ``head`` in place; adds each sample's alignment to ``total``.
+
+    Sample i's input is ``[x[i] * inv_scale, 1]``: the last column of ``head``
+    and ``ref`` is the bias.
+    """
+    num, dim = x.shape
     classes = ref.shape[0]
     resid = np.empty((batch_size, classes))
     align = np.empty(batch_size)
     delta = np.empty(classes)
-    grad = np.empty((classes, width))
+    grad = np.empty((classes, dim + 1))
     for start in range(0, num, batch_size):
         size = min(batch_size, num - start)
         task_sq = 0.0
         for c in range(classes):
-            for k in range(width):
+            for k in range(dim + 1):
                 t = ref[c, k] - head[c, k]
                 task_sq += t * t
         task_norm = np.sqrt(task_sq)
@@ -191,8 +211,9 @@ def _sgd_epoch(xa, y, ref_logits, x_norms, ref, head, order, batch_size, lr, cos
             top = -np.inf
             for c in range(classes):
                 z = 0.0
-                for k in range(width):
-                    z += head[c, k] * xa[i, k]
+                for k in range(dim):
+                    z += head[c, k] * x[i, k]
+                z = z * inv_scale + head[c, dim]
                 resid[j, c] = z
                 top = max(top, z)
             denom = 0.0
@@ -231,10 +252,12 @@ def _sgd_epoch(xa, y, ref_logits, x_norms, ref, head, order, batch_size, lr, cos
             i = order[start + j]
             for c in range(classes):
                 coef = align[j] * resid[j, c]
-                for k in range(width):
-                    grad[c, k] += coef * xa[i, k]
+                scaled = coef * inv_scale
+                for k in range(dim):
+                    grad[c, k] += scaled * x[i, k]
+                grad[c, dim] += coef
         for c in range(classes):
-            for k in range(width):
+            for k in range(dim + 1):
                 head[c, k] -= lr * grad[c, k]
 
 
@@ -329,7 +352,7 @@ def train_linear_head(embeddings, labels, num_classes, *, C=1.0, seed=None, clas
     Returns:
         a :class:`LinearHead` with weight (C, D) and bias (C,)
     """
-    num_classes = _positive_int("num_classes", num_classes)
+    num_classes = params.integer("num_classes", num_classes, minimum=1)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if classes is not None and len(classes) != num_classes:
@@ -339,7 +362,7 @@ def train_linear_head(embeddings, labels, num_classes, *, C=1.0, seed=None, clas
         raise ValueError("the trusted set is empty; provide labelled embeddings for at least one sample per class")
     x = _as_embeddings(arr, min_rows=1)
     y = _as_labels(labels, len(x), num_classes)
-    C = _positive_float("C", C)
+    C = params.number("C", C, above=0.0)
     present = np.unique(y)
     missing = sorted(set(range(num_classes)) - set(present.tolist()))
     if missing:
@@ -350,7 +373,7 @@ def train_linear_head(embeddings, labels, num_classes, *, C=1.0, seed=None, clas
         )
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=C, max_iter=_positive_int("max_iter", max_iter), random_state=seed)
+    model = LogisticRegression(C=C, max_iter=params.integer("max_iter", max_iter, minimum=1), random_state=params.seed(seed))
     with _blas_threads(1 if x.size <= 2_000_000 else None):
         model.fit(x.astype(np.float64), y)
     coef = np.asarray(model.coef_, np.float64)
@@ -376,7 +399,7 @@ def zero_shot_head(text_embeddings, logit_scale, *, classes=None):
     t = _as_embeddings(text_embeddings, min_rows=1, name="text_embeddings")
     if len(t) < 2:
         raise ValueError(f"text_embeddings needs one row per class and at least 2 classes, got {len(t)}")
-    logit_scale = _positive_float("logit_scale", logit_scale)
+    logit_scale = params.number("logit_scale", logit_scale, above=0.0)
     norms = np.linalg.norm(t.astype(np.float64), axis=1)
     if (norms == 0).any():
         raise ValueError(f"text_embeddings rows {np.where(norms == 0)[0].tolist()} are all zero; recompute them")
@@ -408,8 +431,8 @@ def load_head(path, num_classes, dim, *, classes=None):
     ``allow_pickle=False`` and torch files with ``weights_only=True``, so
     files that hold arbitrary Python objects are refused with a ValueError.
     """
-    num_classes = _positive_int("num_classes", num_classes)
-    dim = _positive_int("dim", dim)
+    num_classes = params.integer("num_classes", num_classes, minimum=1)
+    dim = params.integer("dim", dim, minimum=1)
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if not os.path.isfile(path):
@@ -418,9 +441,16 @@ def load_head(path, num_classes, dim, *, classes=None):
         try:
             obj = np.load(path, allow_pickle=False)
         except ValueError as err:
+            if "pickle" not in str(err).lower():
+                raise ValueError(f"checkpoint_path: {path!r} is not a valid .npy array file ({err})") from None
             raise ValueError(
                 f"refusing to load {path!r}: it holds pickled Python objects, which could run code; "
                 f"save the head as a plain numeric array ({err})"
+            ) from None
+        except (EOFError, OSError) as err:
+            raise ValueError(
+                f"checkpoint_path: {path!r} is empty or not a .npy array file ({type(err).__name__}); "
+                "save the head with numpy.save"
             ) from None
     elif ext in (".pt", ".pth"):
         import pickle
@@ -497,10 +527,11 @@ def _as_embeddings(embeddings, min_rows, name="embeddings"):
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float32, copy=False)
-    finite = np.isfinite(arr).all(axis=1)
-    if not finite.all():
-        bad = np.where(~finite)[0][:5].tolist()
-        raise ValueError(f"{name} contain NaN or inf (rows {bad} ...); recompute or drop those rows")
+    for start in range(0, len(arr), _ROWS):
+        finite = np.isfinite(arr[start : start + _ROWS]).all(axis=1)
+        if not finite.all():
+            bad = (start + np.where(~finite)[0][:5]).tolist()
+            raise ValueError(f"{name} contain NaN or inf (rows {bad} ...); recompute or drop those rows")
     return arr
 
 
@@ -540,27 +571,4 @@ def _head_arrays(head, dim):
 
 
 def _method(method):
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return method == "cos"
-
-
-def _check_progress(progress):
-    if progress is not None and not callable(progress):
-        raise ValueError(f"progress must be a callable taking a fraction in [0, 1], got {type(progress).__name__}")
-
-
-def _positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive_float(name, value):
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if isinstance(value, (bool, np.bool_)) or not np.isfinite(out) or out <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return out
+    return params.choice("method", method, METHODS) == "cos"

@@ -27,10 +27,13 @@ import numba
 import numpy as np
 from scipy.stats import spearmanr
 
+from . import KERNEL_CACHE, params
 from .zcore_cpu import SCALE as _SCALE
 from .zcore_cpu import run_iterations as _run_iterations
 
 _MAX_CHUNK = 1024
+# Iterations a worker runs between checks for cancellation (about 0.5 s at N = 1M).
+_MAX_GROUP = 1024
 
 DEFAULTS = dict(
     n_samples=1_000_000,
@@ -38,7 +41,11 @@ DEFAULTS = dict(
     redundancy_nn=1000,
     redundancy_exp=4,
     random_init=True,
+    target_reliability=0.9,
+    time_budget=None,
 )
+#: below this split-half reliability a ranking is mostly noise, and runs say so
+RELIABILITY_WARNING = 0.5
 
 
 @dataclass
@@ -53,56 +60,47 @@ class ZCoreResult:
     device: str
     stopped_by: str = "n_samples"
 
+    @property
+    def warning(self):
+        """One sentence when the ranking is unreliable, else None."""
+        return reliability_warning(self.reliability, self.n_samples, len(self.scores))
 
-def zcore_scores(
-    embeddings,
-    *,
-    n_samples=1_000_000,
-    sample_dim=2,
-    redundancy_nn=1000,
-    redundancy_exp=4,
-    random_init=True,
-    seed=None,
-    progress=None,
-    device="auto",
-    num_threads=None,
-    target_reliability=0.9,
-    time_budget=None,
-):
+
+def reliability_warning(reliability, n_samples, num):
+    """Says when a run's split-half reliability is too low to trust its ranking."""
+    if not (reliability < RELIABILITY_WARNING):  # also NaN: cannot be measured
+        return None
+    per_sample = n_samples / max(num, 1)
+    measured = "could not be measured" if math.isnan(reliability) else f"is {reliability:.2f}"
+    return (
+        f"{n_samples:,} iterations are {per_sample:.2g} per sample and the split-half reliability "
+        f"{measured} (below {RELIABILITY_WARNING}): the ranking is mostly noise; "
+        "rerun with n_samples='auto' and a time_budget, or with more iterations"
+    )
+
+
+def zcore_scores(embeddings, **kwargs):
     """Returns ZCore scores in [0, 1] as a float32 array of shape (N,).
 
     See :func:`zcore_run` for the parameters.
     """
-    return zcore_run(
-        embeddings,
-        n_samples=n_samples,
-        sample_dim=sample_dim,
-        redundancy_nn=redundancy_nn,
-        redundancy_exp=redundancy_exp,
-        random_init=random_init,
-        seed=seed,
-        progress=progress,
-        device=device,
-        num_threads=num_threads,
-        target_reliability=target_reliability,
-        time_budget=time_budget,
-    ).scores
+    return zcore_run(embeddings, **kwargs).scores
 
 
 def zcore_run(
     embeddings,
     *,
-    n_samples=1_000_000,
-    sample_dim=2,
-    redundancy_nn=1000,
-    redundancy_exp=4,
-    random_init=True,
+    n_samples=DEFAULTS["n_samples"],
+    sample_dim=DEFAULTS["sample_dim"],
+    redundancy_nn=DEFAULTS["redundancy_nn"],
+    redundancy_exp=DEFAULTS["redundancy_exp"],
+    random_init=DEFAULTS["random_init"],
     seed=None,
     progress=None,
     device="auto",
     num_threads=None,
-    target_reliability=0.9,
-    time_budget=None,
+    target_reliability=DEFAULTS["target_reliability"],
+    time_budget=DEFAULTS["time_budget"],
 ):
     """Scores every row of ``embeddings`` for coverage minus redundancy.
 
@@ -127,34 +125,28 @@ def zcore_run(
         a :class:`ZCoreResult`
     """
     start = time.perf_counter()
+    checked = check_params(
+        n_samples=n_samples, sample_dim=sample_dim, redundancy_nn=redundancy_nn, redundancy_exp=redundancy_exp,
+        random_init=random_init, seed=seed, progress=progress, device=device, num_threads=num_threads,
+        target_reliability=target_reliability, time_budget=time_budget,
+    )
+    n_samples, sample_dim, redundancy_nn = checked["n_samples"], checked["sample_dim"], checked["redundancy_nn"]
+    redundancy_exp, random_init, seed = checked["redundancy_exp"], checked["random_init"], checked["seed"]
+    progress, device, num_threads = checked["progress"], checked["device"], checked["num_threads"]
+    target_reliability, time_budget = checked["target_reliability"], checked["time_budget"]
+    auto = n_samples == "auto"
     # Samples are stored in a fixed shuffled order, so the first ones are a
     # random subset (the engine estimates neighbour radii from them).
     num_rows = len(embeddings) if hasattr(embeddings, "__len__") else 0
     order = np.random.default_rng(0).permutation(num_rows)
     cols = _as_columns(embeddings, order)
     dim, num = cols.shape
-    auto = isinstance(n_samples, str)
-    if auto and n_samples != "auto":
-        raise ValueError(f"n_samples must be a positive integer or 'auto', got {n_samples!r}")
-    if not auto:
-        n_samples = _positive_int("n_samples", n_samples)
-    sample_dim = _positive_int("sample_dim", sample_dim)
     if sample_dim > dim:
         raise ValueError(
             f"sample_dim={sample_dim} exceeds the embedding dimension {dim}; "
             "choose sample_dim <= D"
         )
-    redundancy_nn = min(_positive_int("redundancy_nn", redundancy_nn), num - 1)
-    if not np.isfinite(redundancy_exp) or redundancy_exp < 0:
-        raise ValueError(f"redundancy_exp must be a finite number >= 0, got {redundancy_exp!r}")
-    if not 0 < target_reliability < 1:
-        raise ValueError(f"target_reliability must be in (0, 1), got {target_reliability!r}")
-    if time_budget is not None and not time_budget > 0:
-        raise ValueError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
-    if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
-    seed = int(seed)
-    device = resolve_device(device)
+    redundancy_nn = min(redundancy_nn, num - 1)
 
     stats = _column_stats(cols)
     engine = _make_engine(device, cols, stats, sample_dim, redundancy_nn, float(redundancy_exp), num_threads)
@@ -224,6 +216,46 @@ def zcore_run(
     )
 
 
+def check_params(
+    *,
+    n_samples=DEFAULTS["n_samples"],
+    sample_dim=DEFAULTS["sample_dim"],
+    redundancy_nn=DEFAULTS["redundancy_nn"],
+    redundancy_exp=DEFAULTS["redundancy_exp"],
+    random_init=DEFAULTS["random_init"],
+    seed=None,
+    progress=None,
+    device="auto",
+    num_threads=None,
+    target_reliability=DEFAULTS["target_reliability"],
+    time_budget=DEFAULTS["time_budget"],
+):
+    """Validates the parameters of :func:`zcore_run`; returns them normalised.
+
+    ``seed=None`` is replaced by a drawn seed, so a caller that checks first
+    and runs later uses (and records) the same seed.
+    """
+    auto = isinstance(n_samples, str) and n_samples.strip().lower() == "auto"
+    if not auto:
+        try:
+            n_samples = params.integer("n_samples", n_samples, minimum=1)
+        except ValueError:
+            raise ValueError(f"n_samples must be a positive integer or 'auto', got {n_samples!r}") from None
+    return dict(
+        n_samples="auto" if auto else n_samples,
+        sample_dim=params.integer("sample_dim", sample_dim, minimum=1),
+        redundancy_nn=params.integer("redundancy_nn", redundancy_nn, minimum=1),
+        redundancy_exp=params.number("redundancy_exp", redundancy_exp, minimum=0.0),
+        random_init=params.boolean("random_init", random_init),
+        seed=params.seed(seed),
+        progress=params.callback("progress", progress),
+        device=resolve_device(device),
+        num_threads=params.optional(params.integer, "num_threads", num_threads, minimum=1),
+        target_reliability=params.number("target_reliability", target_reliability, above=0.0, below=1.0),
+        time_budget=params.optional(params.number, "time_budget", time_budget, above=0.0),
+    )
+
+
 def split_half_reliability(half_a, half_b):
     """Spearman-Brown corrected rank correlation of two independent halves."""
     if np.ptp(half_a) == 0 or np.ptp(half_b) == 0:
@@ -264,12 +296,6 @@ def _cuda_available():
     except ImportError:
         return False
     return torch.cuda.is_available()
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _as_columns(embeddings, order=None):
@@ -359,7 +385,11 @@ class _CpuEngine:
         by_dim = np.argsort(dims[:, 0], kind="stable")
         dims, points, ties, halves = dims[by_dim], points[by_dim], ties[by_dim], halves[by_dim]
         bounds = np.flatnonzero(np.diff(dims[:, 0])) + 1
-        groups = list(zip(np.r_[0, bounds], np.r_[bounds, total]))
+        groups = [
+            (g, min(g + _MAX_GROUP, end))
+            for start_, end in zip(np.r_[0, bounds], np.r_[bounds, total])
+            for g in range(int(start_), int(end), _MAX_GROUP)
+        ]
         # Largest groups first so the threads finish together.
         groups.sort(key=lambda g: g[0] - g[1])
 
@@ -369,8 +399,10 @@ class _CpuEngine:
         queue = iter(groups)
         lock = threading.Lock()
 
+        stop = threading.Event()
+
         def work(t):
-            while True:
+            while not stop.is_set():
                 with lock:
                     group = next(queue, None)
                 if group is None:
@@ -384,10 +416,14 @@ class _CpuEngine:
 
         with ThreadPoolExecutor(threads) as pool:
             futures = [pool.submit(work, t) for t in range(threads)]
-            pending = futures
-            while pending:
-                pending = wait(pending, timeout=0.25)[1]
-                report(sum(finished))
+            try:
+                pending = futures
+                while pending:
+                    pending = wait(pending, timeout=0.25)[1]
+                    report(sum(finished))
+            finally:
+                # An interrupt or a cancelling progress callback: workers stop after their group.
+                stop.set()
             for future in futures:
                 future.result()
         for part in local:
@@ -470,13 +506,13 @@ def distinct_dims(u_dims, dim):
     return out
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
 def _distinct_dims(u_dims, dim, out):
     for t in range(u_dims.shape[0]):
         _pick_dims(u_dims[t], dim, out[t])
 
 
-@numba.njit(nogil=True, inline="always")
+@numba.njit(nogil=True, cache=KERNEL_CACHE, inline="always")
 def _pick_dims(u, dim, chosen):
     """Sequential draw without replacement; ``chosen`` ends up sorted."""
     k = u.shape[0]
@@ -491,7 +527,7 @@ def _pick_dims(u, dim, chosen):
         chosen[pos] = r
 
 
-@numba.njit(nogil=True, inline="always")
+@numba.njit(nogil=True, cache=KERNEL_CACHE, inline="always")
 def _triangular(lo, mode, hi, u):
     width = hi - lo
     if width <= 0.0:
@@ -501,7 +537,7 @@ def _triangular(lo, mode, hi, u):
     return hi - math.sqrt((1.0 - u) * width * (hi - mode))
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
 def prepare_iterations(u_dims, u_points, lo, med, hi, dim, dims_out, points_out):
     """Turns uniforms into sorted distinct dims and triangular points."""
     for t in range(u_dims.shape[0]):

@@ -26,6 +26,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from . import KERNEL_CACHE
+
 # Score units per +1: accumulation in int64 fixed point is exact and order-free.
 SCALE = float(2**32)
 _BLOCK = 256
@@ -88,7 +90,7 @@ def _mask8(typingctx, values, start, limit):
     return sig, codegen
 
 
-@numba.njit(nogil=True, fastmath=True, inline="always")
+@numba.njit(nogil=True, cache=KERNEL_CACHE, fastmath=True, inline="always")
 def _fill(a, b, ca, cb, cols, row, centre, out, start, length):
     """out[:length] = L1 distances of samples start.. to the centre.
 
@@ -104,7 +106,7 @@ def _fill(a, b, ca, cb, cols, row, centre, out, start, length):
             out[i] += abs(col[start + i] - c)
 
 
-@numba.njit(nogil=True, fastmath=True)
+@numba.njit(nogil=True, cache=KERNEL_CACHE, fastmath=True)
 def _distances_to(a, b, ca, cb, cols, row, centre, dist, block_min):
     """Stores d(x, centre) in ``dist`` and block minima (bits); returns the minimum (bits)."""
     num = a.shape[0]
@@ -122,7 +124,7 @@ def _distances_to(a, b, ca, cb, cols, row, centre, dist, block_min):
     return best
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
 def _pick_tie(bits, block_min, best, u):
     """The sample at distance ``best`` chosen by the uniform ``u`` among the tied ones."""
     num = bits.shape[0]
@@ -142,7 +144,7 @@ def _pick_tie(bits, block_min, best, u):
     return -1
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
 def _candidates(dist, reach, a, b, ca, cb, cols, row, centre, limit, skip, out_i, out_d):
     """Samples other than ``skip`` with d(x, s) <= reach (stored) and d(x, c) <= limit.
 
@@ -173,7 +175,7 @@ def _candidates(dist, reach, a, b, ca, cb, cols, row, centre, limit, skip, out_i
     return count
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
 def _kth_bits(values, count, k, hist, scratch):
     """The k-th smallest (1-based) of values[:count] (int32 >= 0), by radix select.
 
@@ -219,7 +221,7 @@ def _kth_bits(values, count, k, hist, scratch):
         src = scratch
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
 def _keep_below(bits, index, count, kth, k):
     """Compacts to the k nearest: all below ``kth``, then ties at ``kth`` in order."""
     below = 0
@@ -238,7 +240,7 @@ def _keep_below(bits, index, count, kth, k):
     return kept
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
 def _keep_k_nearest(dist, index, count, k, top, hist, side_d, side_i):
     """Compacts candidates (all with distance <= top) to the k nearest, ties in order."""
     n_buckets = hist.shape[0]
@@ -289,7 +291,7 @@ def _keep_k_nearest(dist, index, count, k, top, hist, side_d, side_i):
     return kept
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
 def run_iterations(cols, dims, points, ties, halves, k, exp, acc0, acc1):
     """Runs iterations (best grouped by first dimension, so its column stays cached).
 

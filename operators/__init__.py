@@ -1,8 +1,8 @@
 """The plugin's operators."""
 
-from .coreset_view import SaveCoresetView
+from .coreset_view import ComputeCoresetOrder, SaveCoresetView
 from .embeddings import ComputeEmbeddings
 from .mimic import ComputeMimicScores
 from .zcore import ComputeZCoreScores
 
-OPERATORS = [ComputeEmbeddings, ComputeZCoreScores, ComputeMimicScores, SaveCoresetView]
+OPERATORS = [ComputeEmbeddings, ComputeZCoreScores, ComputeMimicScores, ComputeCoresetOrder, SaveCoresetView]

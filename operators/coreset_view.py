@@ -1,90 +1,164 @@
-"""Operator: save the coreset of a score field as a saved view."""
+"""Operators: compute a coreset order, and save the coreset at a pruning rate as a view."""
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .. import bridge
-from .common import choice
+from .common import blocked, bridge_kwargs, choice, defaults_of, invalid, sdk_kwargs
+from .progress import long_running_config, queue, run, summary_view
+
+SAVE_DEFAULTS = defaults_of(bridge.save_coreset_view)
+ORDER_DEFAULTS = defaults_of(bridge.compute_coreset_order)
+SELECTION_HELP = (
+    f"'{bridge.DEFAULT_SELECTION}' (default): coverage-aware, from the embeddings the score was computed on; "
+    "'top': the best scores, as in the ZCore paper"
+)
+SAVE_ROWS = (
+    ("view_name", "Saved view"),
+    ("kept", "Kept"),
+    ("pruned", "Pruned"),
+    ("selection", "Selection used"),
+    ("note", "Note"),
+    ("rank_field", "Coreset order (rank field)"),
+    ("seconds", "Seconds"),
+)
+ORDER_ROWS = (
+    ("rank_field", "Rank field"),
+    ("scored", "Samples ranked"),
+    ("unscored", "Without a score (not ranked)"),
+    ("selection", "Selection"),
+    ("note", "Note"),
+    ("seconds", "Seconds"),
+)
+
+
+def _coreset_inputs(ctx, inputs, view):
+    """The shared form: score field, keep, selection, stratification, embeddings."""
+    scores = bridge.score_fields(view)
+    default = bridge.default_score_field(view)
+    choice(inputs, "score_field", scores, default=default, label="Score field",
+           description="The latest ZCore scores by default")
+    choice(inputs, "keep", list(bridge.KEEP), default=SAVE_DEFAULTS["keep"], label="Keep")
+    choice(inputs, "selection", list(bridge.SELECTIONS), default=bridge.DEFAULT_SELECTION, label="Selection",
+           description=SELECTION_HELP)
+    labels = bridge.classification_fields(view)
+    if labels:
+        choice(inputs, "stratify_by", labels, label="Stratify by (same rate in each class)")
+    vectors = bridge.vector_fields(view)
+    if vectors:
+        score_field = ctx.params.get("score_field") or default
+        recorded = bridge.recorded_embeddings_fields(view, score_field) if score_field else None
+        choice(inputs, "embeddings_field", vectors, default=(recorded or [None])[0],
+               label="Embeddings (coverage-aware selections)",
+               description="Default: the field(s) the score was computed from")
+
+
+class ComputeCoresetOrder(foo.Operator):
+    @property
+    def config(self):
+        return long_running_config(
+            "compute_coreset_order",
+            "Compute coreset order",
+            "Rank the scored samples once, so that the coreset at every pruning rate is a prefix",
+        )
+
+    def __call__(self, sample_collection, score_field, *, delegate=False, **kwargs):
+        """Computes a coreset order of ``sample_collection``; returns the summary."""
+        kwargs = sdk_kwargs(bridge.compute_coreset_order, kwargs)
+        if delegate:
+            return queue(self, sample_collection, dict(score_field=score_field, **kwargs))
+        return bridge.compute_coreset_order(sample_collection, score_field, **kwargs)
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        view = ctx.target_view()
+        bridge.recover(ctx.dataset)
+        if not bridge.score_fields(view):
+            blocked(inputs, "no_scores", "No score field", "Compute ZCore scores first")
+            return types.Property(inputs, view=types.View(label="Compute coreset order"))
+        _coreset_inputs(ctx, inputs, view)
+        return types.Property(inputs, view=types.View(label="Compute coreset order"))
+
+    def execute(self, ctx):
+        view = ctx.target_view()
+        kwargs = bridge_kwargs(bridge.compute_coreset_order, ctx.params, skip=("score_field",))
+        return run(
+            ctx,
+            lambda progress: bridge.compute_coreset_order(
+                view, ctx.params.get("score_field"), progress=progress, **kwargs
+            ),
+            label="Coreset order",
+            outputs=lambda ctx, summary: summary_view("Coreset order computed", ORDER_ROWS, summary),
+        )
+
+    def resolve_output(self, ctx):
+        return summary_view("Coreset order computed", ORDER_ROWS, {k: 1 for k, _ in ORDER_ROWS})
 
 
 class SaveCoresetView(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="save_coreset_view",
-            label="Save coreset view",
-            description="Keep the best-scored samples at a pruning rate and save them as a view",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return long_running_config(
+            "save_coreset_view",
+            "Save coreset view",
+            "Keep a coreset at a pruning rate and save it as a frozen view",
         )
+
+    def __call__(self, sample_collection, score_field, prune_rate, view_name, *, delegate=False, **kwargs):
+        """Saves the coreset of ``sample_collection`` at ``prune_rate``; returns the summary."""
+        kwargs = sdk_kwargs(bridge.save_coreset_view, kwargs)
+        if delegate:
+            params = dict(score_field=score_field, prune_rate=prune_rate, view_name=view_name, **kwargs)
+            return queue(self, sample_collection, params)
+        return bridge.save_coreset_view(sample_collection, score_field, prune_rate, view_name, **kwargs)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         view = ctx.target_view()
-        scores = bridge.numeric_fields(view)
-        if not scores:
-            inputs.view(
-                "no_scores",
-                types.Warning(label="No score field", description="Compute ZCore or mimic scores first."),
-            )
+        bridge.recover(ctx.dataset)
+        if not bridge.score_fields(view):
+            blocked(inputs, "no_scores", "No score field", "Compute ZCore scores first")
             return types.Property(inputs, view=types.View(label="Save coreset view"))
-        choice(inputs, "score_field", scores, default=scores[0], required=True, label="Score field")
+        _coreset_inputs(ctx, inputs, view)
         inputs.float(
             "prune_rate",
             default=0.5,
-            required=True,
             label="Pruning rate",
-            description="Fraction of the scored samples to remove, in [0, 1)",
-            view=types.SliderView(componentsProps={"slider": {"min": 0, "max": 0.99, "step": 0.01}}),
+            description="Fraction of the scored samples to remove, in [0, 1); type a value or use the slider",
+            view=types.FieldView(),
         )
-        inputs.str("view_name", required=True, label="Saved view name")
-        choice(inputs, "keep", ["highest", "lowest"], default="highest", label="Keep")
-        choice(
-            inputs,
-            "selection",
-            list(bridge.SELECTION_MODES),
-            default="auto",
-            label="Selection",
-            description="'auto': the recommended coverage-aware mode when embeddings are known, else 'top' "
-            "(the best scores, as in the paper)",
-        )
-        labels = bridge.classification_fields(view)
-        if labels:
-            choice(inputs, "stratify_by", labels, label="Stratify by (same rate in each class)")
-        vectors = bridge.vector_fields(view)
-        if vectors:
-            choice(inputs, "embeddings_field", vectors, label="Embeddings (for coverage modes)")
-        inputs.str("tag", label="Tag kept samples (optional)")
+        rate = ctx.params.get("prune_rate")
+        name = (ctx.params.get("view_name") or "").strip()
+        prop = inputs.str("view_name", label="Saved view name")
+        overwrite = bool(ctx.params.get("overwrite"))
+        if not name:
+            invalid(prop, "view_name: enter a name for the saved view")
+        elif ctx.dataset.has_saved_view(name) and not overwrite:
+            invalid(prop, f"view_name: a saved view named '{name}' exists; choose another name or tick Overwrite")
+        if rate is not None:
+            try:
+                bridge_rate = float(rate)
+                if not 0 <= bridge_rate < 1:
+                    raise ValueError
+            except (TypeError, ValueError):
+                invalid(inputs.properties["prune_rate"], "prune_rate: enter a number in [0, 1), e.g. 0.7")
+        inputs.str("tag", label="Tag kept samples (optional)", description="A new tag name")
         inputs.bool("overwrite", default=False, label="Overwrite a saved view of that name")
         return types.Property(inputs, view=types.View(label="Save coreset view"))
 
     def execute(self, ctx):
+        view = ctx.target_view()
         params = ctx.params
-        prune_rate = params.get("prune_rate")
-        if prune_rate is None:
-            raise ValueError("prune_rate is required: the fraction of scored samples to remove, in [0, 1)")
-        summary = bridge.save_coreset_view(
-            ctx.target_view(),
-            params.get("score_field"),
-            prune_rate,
-            params.get("view_name"),
-            keep=params.get("keep", "highest"),
-            stratify_by=params.get("stratify_by") or None,
-            selection=params.get("selection", "auto"),
-            embeddings_field=params.get("embeddings_field") or None,
-            seed=params.get("seed", 0),
-            tag=params.get("tag") or None,
-            overwrite=params.get("overwrite", False),
+        kwargs = bridge_kwargs(bridge.save_coreset_view, params, skip=("score_field", "prune_rate", "view_name"))
+        return run(
+            ctx,
+            lambda progress: bridge.save_coreset_view(
+                view, params.get("score_field"), params.get("prune_rate", 0.5), params.get("view_name"),
+                progress=progress, **kwargs,
+            ),
+            label="Coreset view",
+            outputs=lambda ctx, summary: summary_view("Coreset saved", SAVE_ROWS, summary),
         )
-        if not ctx.delegated:
-            ctx.ops.reload_dataset()
-        return summary
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("view_name", label="Saved view")
-        outputs.int("kept", label="Kept")
-        outputs.int("pruned", label="Pruned")
-        outputs.str("selection", label="Selection used")
-        return types.Property(outputs, view=types.View(label="Coreset saved"))
+        return summary_view("Coreset saved", SAVE_ROWS, {k: 1 for k, _ in SAVE_ROWS})

@@ -5,10 +5,17 @@ import fiftyone.operators.types as types
 
 from .. import bridge
 from .common import choice
-from .progress import add_stream_param, execute_with_progress, long_running_config
+from .progress import long_running_config, run, summary_view
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+ROWS = (
+    ("embedded", "Samples embedded"),
+    ("skipped_existing", "Skipped (already embedded)"),
+    ("failed", "Unreadable images (skipped)"),
+    ("embedding_dim", "Embedding dimension"),
+    ("seconds", "Seconds"),
+)
 
 
 def _engine():
@@ -92,7 +99,6 @@ class ComputeEmbeddings(foo.Operator):
         inputs.int("batch_size", default=32, label="Batch size")
         inputs.int("num_workers", default=2, label="Image-loading workers", description="0 loads in-process")
         choice(inputs, "device", ["auto", "cpu", "cuda"], default="auto", label="Device")
-        add_stream_param(inputs, types)
         return types.Property(inputs, view=types.View(label="Compute embeddings"))
 
     def execute(self, ctx):
@@ -108,20 +114,12 @@ class ComputeEmbeddings(foo.Operator):
         )
         model = params.get("model") or DEFAULT_MODEL
         pretrained = params.get("pretrained", DEFAULT_PRETRAINED)
-        return execute_with_progress(
+        return run(
             ctx,
             lambda progress: bridge.compute_embeddings(view, model, pretrained, progress=progress, **kwargs),
-            "Embeddings",
+            label="Embeddings",
+            outputs=lambda ctx, summary: summary_view("Embeddings written", ROWS, summary),
         )
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        for name, label in (
-            ("embedded", "Samples embedded"),
-            ("skipped_existing", "Skipped (already embedded)"),
-            ("failed", "Unreadable images (skipped)"),
-            ("embedding_dim", "Embedding dimension"),
-            ("seconds", "Seconds"),
-        ):
-            outputs.str(name, label=label)
-        return types.Property(outputs, view=types.View(label="Embeddings written"))
+        return summary_view("Embeddings written", ROWS, {k: 1 for k, _ in ROWS})

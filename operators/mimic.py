@@ -4,15 +4,26 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .. import bridge
-from ..core.mimic import DEFAULTS, METHODS
-from .common import choice
-from .progress import add_stream_param, execute_with_progress, long_running_config
+from ..core.mimic import METHODS
+from .common import blocked, bridge_kwargs, choice, defaults_of, invalid, sdk_kwargs
+from .progress import long_running_config, queue, run, summary_view
 
+DEFAULTS = defaults_of(bridge.compute_mimic_scores)
 REFERENCE_HELP = {
     "trusted": "Train the reference on samples whose labels you checked (a tag or a saved view)",
     "zero_shot": "Use the class names with the text tower of the model that computed the embeddings",
     "checkpoint": "Load a reference head (C x D, rows in sorted label order) from a .npy or .pt file",
 }
+ROWS = (
+    ("scored", "Samples scored"),
+    ("skipped_no_label", "Skipped (no label)"),
+    ("skipped_no_embedding", "Skipped (no embedding)"),
+    ("flagged", "Likely label errors (score < 0)"),
+    ("tagged", "Tagged"),
+    ("issue_tag", "Tag"),
+    ("seconds", "Seconds"),
+    ("score_field", "Score field"),
+)
 
 
 class ComputeMimicScores(foo.Operator):
@@ -24,62 +35,72 @@ class ComputeMimicScores(foo.Operator):
             "Grad-Mimic label quality: higher = label more likely correct; below 0 = likely error",
         )
 
+    def __call__(self, sample_collection, embeddings_field, label_field, *, delegate=False, **kwargs):
+        """Computes mimic scores of ``sample_collection``; returns the summary.
+
+        Keyword arguments are those of ``bridge.compute_mimic_scores`` (the
+        same defaults as the App form); ``delegate=True`` queues the run.
+        """
+        kwargs = sdk_kwargs(bridge.compute_mimic_scores, kwargs)
+        if delegate:
+            params = dict(embeddings_field=embeddings_field, label_field=label_field, **kwargs)
+            return queue(self, sample_collection, params)
+        return bridge.compute_mimic_scores(sample_collection, embeddings_field, label_field, **kwargs)
+
     def resolve_input(self, ctx):
         inputs = types.Object()
         view = ctx.target_view()
+        bridge.recover(ctx.dataset)
         vectors = bridge.vector_fields(view)
         labels = bridge.classification_fields(view)
         missing = []
         if not vectors:
-            missing.append("a vector field (run Compute embeddings first)")
+            missing.append("a vector field (run 'Compute embeddings' first)")
         if not labels:
             missing.append("a Classification label field")
         if missing:
-            inputs.view(
-                "missing_inputs",
-                types.Warning(label="Cannot score labels yet", description="This dataset needs " + " and ".join(missing)),
-            )
+            blocked(inputs, "missing_inputs", "Cannot score labels yet", "This view needs " + " and ".join(missing))
             return types.Property(inputs, view=types.View(label="Compute mimic scores"))
 
-        choice(inputs, "embeddings_field", vectors, default=vectors[0], required=True, label="Embeddings field")
-        choice(inputs, "label_field", labels, default=labels[0], required=True, label="Label field")
-        reference = ctx.params.get("reference") or "trusted"
+        choice(inputs, "embeddings_field", vectors, default=vectors[0], label="Embeddings field")
+        choice(inputs, "label_field", labels, default=labels[0], label="Label field")
+        reference = ctx.params.get("reference") or DEFAULTS["reference"]
         choice(
             inputs,
             "reference",
             list(bridge.MIMIC_REFERENCES),
-            default="trusted",
+            default=DEFAULTS["reference"],
             label="Reference",
             description=REFERENCE_HELP.get(reference),
         )
         if reference == "trusted":
-            dataset = ctx.dataset
-            tags = sorted(dataset.distinct("tags"))
-            saved = dataset.list_saved_views()
-            choice(inputs, "trusted_tag", tags, label="Trusted tag", description="Samples with checked labels")
-            if saved:
-                choice(
-                    inputs, "trusted_view", saved, label="Or a trusted saved view", description="Leave the tag empty"
-                )
+            self._trusted_inputs(ctx, inputs)
         elif reference == "checkpoint":
-            inputs.str(
+            prop = inputs.str(
                 "checkpoint_path",
                 label="Head file",
                 description="A .npy/.pt array (C, D) or (C, D + 1) with bias, or a dict with 'weight' and 'bias'",
             )
+            if not ctx.params.get("checkpoint_path"):
+                invalid(prop, "checkpoint_path: enter the path of the reference head file")
         else:
             inputs.view(
                 "zero_shot_note",
-                types.Notice(
-                    label="The embeddings must come from Compute embeddings (its open_clip model is reloaded)"
-                ),
+                types.Notice(label="The embeddings must come from 'Compute embeddings' (its model's text tower is used)"),
             )
-        inputs.str("score_field", default="mimic_score", label="Score field")
+        score_field = ctx.params.get("score_field") or DEFAULTS["score_field"]
+        prop = inputs.str("score_field", default=DEFAULTS["score_field"], label="Score field")
+        try:
+            bridge.check_output_field(
+                view, score_field, bridge.MIMIC, param="score_field", overwrite=bool(ctx.params.get("overwrite"))
+            )
+        except ValueError as error:
+            invalid(prop, str(error))
         inputs.str(
             "issue_tag",
             default="label_issue",
             label="Tag likely label errors (score < 0)",
-            description="Leave empty to only write scores",
+            description="A new tag name (tags you use are never touched); empty: only write scores",
         )
         inputs.bool("advanced", default=False, label="Advanced parameters", view=types.SwitchView())
         if ctx.params.get("advanced", False):
@@ -89,47 +110,42 @@ class ComputeMimicScores(foo.Operator):
             choice(inputs, "method", list(METHODS), default=DEFAULTS["method"], label="Alignment")
             inputs.int("seed", label="Seed", description="Same seed, same scores (empty = random)")
             if reference == "zero_shot":
-                choice(inputs, "device", ["auto", "cpu", "cuda"], default="auto", label="Device")
-        add_stream_param(inputs, types)
+                choice(inputs, "device", ["auto", "cpu", "cuda"], default=DEFAULTS["device"], label="Device")
         return types.Property(inputs, view=types.View(label="Compute mimic scores"))
 
-    def execute(self, ctx):
-        params = ctx.params
-        view = ctx.target_view()
-        kwargs = dict(
-            reference=params.get("reference") or "trusted",
-            trusted_tag=params.get("trusted_tag") or None,
-            trusted_view=params.get("trusted_view") or None,
-            checkpoint_path=params.get("checkpoint_path") or None,
-            templates=params.get("templates") or None,
-            score_field=params.get("score_field") or "mimic_score",
-            issue_tag=params.get("issue_tag") or None,
-            epochs=params.get("epochs", DEFAULTS["epochs"]),
-            batch_size=params.get("batch_size", DEFAULTS["batch_size"]),
-            lr=params.get("lr", DEFAULTS["lr"]),
-            method=params.get("method") or DEFAULTS["method"],
-            seed=params.get("seed"),
-            device=params.get("device") or "auto",
+    @staticmethod
+    def _trusted_inputs(ctx, inputs):
+        dataset = ctx.dataset
+        tags = sorted(dataset.distinct("tags"))
+        saved = dataset.list_saved_views()
+        default_tag = "trusted" if "trusted" in tags else None
+        tag_prop = choice(
+            inputs, "trusted_tag", tags, default=default_tag, label="Trusted tag",
+            description="Samples whose labels you checked",
         )
-        embeddings_field = params.get("embeddings_field")
-        label_field = params.get("label_field")
-        return execute_with_progress(
+        if saved:
+            choice(inputs, "trusted_view", saved, label="Or a trusted saved view", description="Leave the tag empty")
+        if not (ctx.params.get("trusted_tag") or default_tag) and not ctx.params.get("trusted_view"):
+            invalid(
+                tag_prop,
+                "trusted_tag: pick the tag of samples whose labels you checked (or a trusted saved view); "
+                + ("no sample has a tag yet" if not tags else f"tags: {', '.join(tags)}"),
+            )
+
+    def execute(self, ctx):
+        view = ctx.target_view()
+        params = dict(ctx.params)
+        if params.get("reference", "trusted") == "trusted" and not params.get("trusted_view"):
+            params.setdefault("trusted_tag", "trusted" if "trusted" in ctx.dataset.distinct("tags") else None)
+        kwargs = bridge_kwargs(bridge.compute_mimic_scores, params, skip=("embeddings_field", "label_field"))
+        return run(
             ctx,
             lambda progress: bridge.compute_mimic_scores(
-                view, embeddings_field, label_field, progress=progress, **kwargs
+                view, params.get("embeddings_field"), params.get("label_field"), progress=progress, **kwargs
             ),
-            "Mimic",
+            label="Mimic",
+            outputs=lambda ctx, summary: summary_view("Mimic scores written", ROWS, summary),
         )
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        for name, label in (
-            ("scored", "Samples scored"),
-            ("skipped_no_label", "Skipped (no label)"),
-            ("skipped_no_embedding", "Skipped (no embedding)"),
-            ("flagged", "Likely label errors (score < 0)"),
-            ("tagged", "Tagged"),
-            ("seconds", "Seconds"),
-        ):
-            outputs.str(name, label=label)
-        return types.Property(outputs, view=types.View(label="Mimic scores written"))
+        return summary_view("Mimic scores written", ROWS, {k: 1 for k, _ in ROWS})

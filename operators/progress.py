@@ -1,20 +1,36 @@
-"""Runs a long computation while reporting progress the way FiftyOne expects.
+"""Long-running operators: live progress in the App, delegation, cancellation, SDK calls.
 
-Immediate App runs stream ``set_progress`` messages from a generator; delegated
-runs call ``ctx.set_progress``; SDK runs (``foo.execute_operator``) get the
-summary dict back as the operator's result.
+* From the App (immediate execution), ``execute`` returns a generator that
+  runs the work in a worker thread and streams ``set_progress`` messages,
+  then shows the result with ``show_output`` and reloads the dataset so new
+  fields and tags appear. Expected errors (bad input) are shown as one
+  sentence instead of a traceback.
+* Scheduled (delegated) runs report with ``ctx.set_progress`` and return the
+  summary, which the delegated operation stores.
+* ``foo.get_operator(uri)(dataset, ...)`` calls the bridge in the calling
+  thread and returns the summary (no operator timeout applies).
+
+Closing the generator (App cancel), Ctrl-C or a failure stops the worker at
+its next progress report: nothing is written, since results are committed
+only after the computation finishes.
 """
 
 import threading
 
+import fiftyone as fo
 import fiftyone.operators as foo
+import fiftyone.operators.types as types
 
-# A hidden form field: the App sends its default, the SDK does not.
-STREAM_PARAM = "_stream_progress"
+_POLL_S = 0.5
+_JOIN_S = 60.0
+
+
+class Cancelled(Exception):
+    """Raised inside a run whose caller went away (App cancel, Ctrl-C)."""
 
 
 def long_running_config(name, label, description):
-    """The config of an operator that reports progress and may be delegated."""
+    """The config of an operator that reports progress and may be scheduled."""
     return foo.OperatorConfig(
         name=name,
         label=label,
@@ -23,73 +39,112 @@ def long_running_config(name, label, description):
         execute_as_generator=True,
         allow_immediate_execution=True,
         allow_delegated_execution=True,
+        # Schedule is offered by default where FiftyOne can run it (see README "Run in the background").
+        default_choice_to_delegated=bool(fo.config.allow_legacy_orchestrators),
+        disable_schema_validation=True,
     )
 
 
-def add_stream_param(inputs, types):
-    """Adds the hidden field that tells an App run apart from an SDK run."""
-    inputs.bool(STREAM_PARAM, default=True, view=types.HiddenView())
+def run(ctx, work, *, label, outputs):
+    """Runs ``work(progress)`` for an operator's ``execute``.
 
-
-def execute_with_progress(ctx, work, label):
-    """Runs ``work(progress)`` in a worker thread and returns its result.
-
-    Returns a generator of progress messages (ending in ``finish(result)``
-    messages) when the App asked to stream, else the result itself.
+    Args:
+        ctx: the execution context
+        work: a callable taking a progress callback, returning a summary dict
+        label: what the progress bar says, e.g. "ZCore"
+        outputs: a callable ``(ctx, summary) -> types.Property`` for the result view
     """
-    if ctx.params.get(STREAM_PARAM, False) and not ctx.delegated:
-        return _stream(ctx, work, label)
-    return _drain(_poll(ctx, work, label, stream=False))
+    if ctx.delegated:
+        return work(_delegated_progress(ctx, label))
+    return _stream(ctx, work, label, outputs)
 
 
-def _drain(generator):
-    try:
-        while True:
-            next(generator)
-    except StopIteration as stop:
-        return stop.value
+def _delegated_progress(ctx, label):
+    last = [None]
+
+    def progress(fraction):
+        value = round(float(fraction), 2)
+        if value != last[0]:
+            last[0] = value
+            ctx.set_progress(progress=value, label=f"{label}: {value:.0%}")
+
+    return progress
 
 
-def _stream(ctx, work, label):
-    result = yield from _poll(ctx, work, label, stream=True)
-    yield ctx.ops.set_progress(progress=1.0, label="done")
-    yield ctx.ops.notify(_describe(result), variant="success")
-    yield ctx.ops.reload_dataset()
-
-
-def _describe(result):
-    if not isinstance(result, dict):
-        return str(result)
-    return ", ".join(f"{k}: {v}" for k, v in result.items() if not isinstance(v, (list, dict)))
-
-
-def _poll(ctx, work, label, stream):
-    state = {"progress": 0.0}
+def _stream(ctx, work, label, outputs):
+    state = dict(fraction=0.0, cancel=False)
     outcome = {}
 
     def progress(fraction):
-        state["progress"] = float(fraction)
+        if state["cancel"]:
+            raise Cancelled(f"{label} was cancelled")
+        state["fraction"] = float(fraction)
 
     def target():
         try:
             outcome["result"] = work(progress)
-        except BaseException as error:  # re-raised in the caller's thread
+        except BaseException as error:  # reported by the generator
             outcome["error"] = error
 
-    thread = threading.Thread(target=target, name="coreset-worker", daemon=True)
+    thread = threading.Thread(target=target, name=f"coreset-{label.lower()}", daemon=True)
     thread.start()
-    last = None
-    while thread.is_alive():
-        thread.join(0.5)
-        value = round(state["progress"], 3)
-        if value == last:
-            continue
-        last = value
-        text = f"{label}: {value:.0%}"
-        if ctx.delegated:
-            ctx.set_progress(progress=value, label=text)
-        elif stream:
-            yield ctx.ops.set_progress(progress=value, label=text)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+    try:
+        last = None
+        yield ctx.ops.set_progress(progress=0.0, label=f"{label}: starting")
+        while thread.is_alive():
+            thread.join(_POLL_S)
+            value = round(state["fraction"], 3)
+            if value != last:
+                last = value
+                yield ctx.ops.set_progress(progress=value, label=f"{label}: {value:.0%}")
+    finally:
+        if thread.is_alive():  # the App went away, or the generator was interrupted
+            state["cancel"] = True
+            thread.join(_JOIN_S)
+    error = outcome.get("error")
+    if isinstance(error, ValueError):
+        yield ctx.ops.set_progress(progress=1.0, label=f"{label}: stopped")
+        yield ctx.ops.show_output(_error_view(label, error).to_json(), dict(error=str(error)))
+        yield ctx.ops.notify(f"{label}: {error}", variant="error")
+        return
+    if error is not None:
+        raise error
+    summary = outcome["result"]
+    yield ctx.ops.set_progress(progress=1.0, label=f"{label}: done")
+    yield ctx.ops.show_output(outputs(ctx, summary).to_json(), _displayable(summary))
+    yield ctx.ops.reload_dataset()
+    yield ctx.ops.notify(_headline(label, summary), variant="warning" if summary.get("warning") else "success")
+
+
+def _error_view(label, error):
+    outputs = types.Object()
+    outputs.view("error", types.Error(label=f"{label} did not run", description=str(error)))
+    return types.Property(outputs, view=types.View(label=f"{label}: nothing was written"))
+
+
+def _displayable(summary):
+    return {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in summary.items()}
+
+
+def _headline(label, summary):
+    if summary.get("warning"):
+        return f"{label}: {summary['warning']}"
+    parts = [f"{k.replace('_', ' ')} {summary[k]}" for k in ("scored", "embedded", "kept", "flagged") if k in summary]
+    return f"{label} finished: " + ", ".join(parts) if parts else f"{label} finished"
+
+
+def summary_view(title, rows, summary):
+    """A result view: one read-only line per ``(key, label)`` present in ``summary``, warnings first."""
+    outputs = types.Object()
+    if summary.get("warning"):
+        outputs.view("warning", types.Warning(label="Warning", description=summary["warning"]))
+    for key, label in rows:
+        if summary.get(key) is not None:
+            outputs.str(key, label=label)
+    return types.Property(outputs, view=types.View(label=title))
+
+
+def queue(operator, collection, params):
+    """Queues a run of ``operator`` on ``collection`` (a delegated operation); returns it."""
+    view = collection.view() if hasattr(collection, "view") else collection
+    return foo.execute_operator(operator.uri, ctx=dict(view=view, params=params), request_delegation=True)

@@ -4,9 +4,22 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .. import bridge
-from ..core.zcore import DEFAULTS
-from .common import as_list, choice
-from .progress import add_stream_param, execute_with_progress, long_running_config
+from .common import as_list, blocked, bridge_kwargs, choice, defaults_of, invalid, sdk_kwargs
+from .progress import long_running_config, queue, run, summary_view
+
+DEFAULTS = defaults_of(bridge.compute_zcore_scores)
+ROWS = (
+    ("scored", "Samples scored"),
+    ("skipped", "Skipped (no embedding)"),
+    ("seconds", "Seconds"),
+    ("reliability", "Split-half reliability"),
+    ("reliability_note", "What the reliability means"),
+    ("n_samples_used", "Iterations"),
+    ("iterations_per_sample", "Iterations per sample"),
+    ("stopped_by", "Stopped by"),
+    ("seed", "Seed"),
+    ("score_field", "Score field"),
+)
 
 
 class ComputeZCoreScores(foo.Operator):
@@ -18,35 +31,53 @@ class ComputeZCoreScores(foo.Operator):
             "Zero-shot coreset scores: coverage minus redundancy of every sample",
         )
 
+    def __call__(self, sample_collection, embeddings_field, *, delegate=False, **kwargs):
+        """Computes ZCore scores of ``sample_collection``; returns the summary.
+
+        Keyword arguments are those of ``bridge.compute_zcore_scores`` (the
+        same defaults as the App form). With ``delegate=True`` the run is
+        queued as a delegated operation instead, which is returned.
+        """
+        kwargs = sdk_kwargs(bridge.compute_zcore_scores, kwargs)
+        if delegate:
+            return queue(self, sample_collection, dict(embeddings_field=embeddings_field, **kwargs))
+        return bridge.compute_zcore_scores(sample_collection, embeddings_field, **kwargs)
+
     def resolve_input(self, ctx):
         inputs = types.Object()
         view = ctx.target_view()
+        bridge.recover(ctx.dataset)
         fields = bridge.vector_fields(view)
         if not fields:
-            inputs.view(
+            blocked(
+                inputs,
                 "no_embeddings",
-                types.Warning(
-                    label="No vector field",
-                    description="Compute embeddings first (Compute embeddings operator), then score.",
-                ),
+                "No vector field",
+                "This view has no embeddings: run 'Compute embeddings' first, then score",
             )
             return types.Property(inputs, view=types.View(label="Compute ZCore scores"))
-        label = "Embeddings field(s)"
-        description = "One or more vector fields; several are concatenated in this order"
-        if isinstance(ctx.params.get("embeddings_field"), str):
-            # The SDK may pass a single field name.
-            choice(inputs, "embeddings_field", fields, label=label, description=description, required=True)
-        else:
-            inputs.list(
-                "embeddings_field",
-                types.String(),
-                label=label,
-                description=description,
-                required=True,
-                default=[fields[0]],
-                view=types.AutocompleteView(choices=[types.Choice(f, label=f) for f in fields]),
+        chosen = as_list(ctx.params.get("embeddings_field")) or [fields[0]]
+        prop = inputs.list(
+            "embeddings_field",
+            types.String(),
+            label="Embeddings field(s)",
+            description="One or more vector fields; several are concatenated in this order, each centred "
+            "and scaled by one number so no model dominates",
+            default=[fields[0]],
+            view=types.AutocompleteView(choices=[types.Choice(f, label=f) for f in fields]),
+        )
+        unknown = [f for f in chosen if f not in fields]
+        if unknown:
+            invalid(prop, f"embeddings_field: {unknown} are not vector fields of this view")
+        score_field = ctx.params.get("score_field") or DEFAULTS["score_field"]
+        prop = inputs.str("score_field", default=DEFAULTS["score_field"], label="Score field")
+        try:
+            bridge.check_output_field(
+                view, score_field, bridge.ZCORE, param="score_field", overwrite=bool(ctx.params.get("overwrite"))
             )
-        inputs.str("score_field", default="zcore_score", label="Score field")
+        except ValueError as error:
+            invalid(prop, str(error))
+        inputs.bool("overwrite", default=False, label="Overwrite a field this plugin did not write")
         inputs.int("seed", label="Seed", description="Same seed, same scores (empty = random)")
         inputs.bool("advanced", default=False, label="Advanced parameters", view=types.SwitchView())
         if ctx.params.get("advanced", False):
@@ -54,63 +85,32 @@ class ComputeZCoreScores(foo.Operator):
                 "n_samples",
                 default=str(DEFAULTS["n_samples"]),
                 label="Sampling iterations",
-                description="An integer, or 'auto' to sample until the target reliability or time budget",
+                description="An integer (the paper: 1000000), or 'auto' to sample until the target reliability "
+                "or the time budget",
             )
-            inputs.float("target_reliability", default=0.9, label="Target reliability ('auto' only)")
-            inputs.float("time_budget", label="Time budget in seconds ('auto' only)")
+            inputs.float("target_reliability", default=DEFAULTS["target_reliability"], label="Target reliability ('auto')")
+            inputs.float("time_budget", label="Time budget in seconds ('auto')")
             inputs.int("sample_dim", default=DEFAULTS["sample_dim"], label="Dimensions per iteration")
             inputs.int("redundancy_nn", default=DEFAULTS["redundancy_nn"], label="Redundancy neighbours")
             inputs.float("redundancy_exp", default=DEFAULTS["redundancy_exp"], label="Redundancy exponent")
             inputs.bool("random_init", default=DEFAULTS["random_init"], label="Random initialisation")
-            inputs.bool(
-                "standardize",
-                default=len(fields) > 1,
-                label="Standardize each field",
-                description="Centre and scale each embeddings field so no model's scale dominates",
+            choice(
+                inputs, "standardize", ["auto", "true", "false"], default=str(DEFAULTS["standardize"]),
+                label="Standardize each field", description="'auto': only when several fields are given",
             )
-            choice(inputs, "device", ["auto", "cpu", "cuda"], default="auto", label="Device")
-        add_stream_param(inputs, types)
+            choice(inputs, "device", ["auto", "cpu", "cuda"], default=DEFAULTS["device"], label="Device")
         return types.Property(inputs, view=types.View(label="Compute ZCore scores"))
 
     def execute(self, ctx):
-        params = ctx.params
         view = ctx.target_view()
-        n_samples = params.get("n_samples", DEFAULTS["n_samples"])
-        if isinstance(n_samples, str) and n_samples.strip().lower() != "auto":
-            try:
-                n_samples = int(float(n_samples))
-            except ValueError:
-                raise ValueError(f"n_samples must be a positive integer or 'auto', got {n_samples!r}") from None
-        elif isinstance(n_samples, str):
-            n_samples = "auto"
-        fields = as_list(params.get("embeddings_field"))
-        kwargs = dict(
-            score_field=params.get("score_field") or "zcore_score",
-            standardize=params.get("standardize", "auto"),
-            n_samples=n_samples,
-            sample_dim=params.get("sample_dim", DEFAULTS["sample_dim"]),
-            redundancy_nn=params.get("redundancy_nn", DEFAULTS["redundancy_nn"]),
-            redundancy_exp=params.get("redundancy_exp", DEFAULTS["redundancy_exp"]),
-            random_init=params.get("random_init", DEFAULTS["random_init"]),
-            seed=params.get("seed"),
-            target_reliability=params.get("target_reliability", 0.9),
-            time_budget=params.get("time_budget"),
-            device=params.get("device", "auto"),
-        )
-        return execute_with_progress(
+        fields = as_list(ctx.params.get("embeddings_field"))
+        kwargs = bridge_kwargs(bridge.compute_zcore_scores, ctx.params, skip=("embeddings_field",))
+        return run(
             ctx,
             lambda progress: bridge.compute_zcore_scores(view, fields, progress=progress, **kwargs),
-            "ZCore",
+            label="ZCore",
+            outputs=lambda ctx, summary: summary_view("ZCore scores written", ROWS, summary),
         )
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        for name, label in (
-            ("scored", "Samples scored"),
-            ("skipped", "Skipped (no embedding)"),
-            ("seconds", "Seconds"),
-            ("reliability", "Split-half reliability"),
-            ("n_samples_used", "Iterations"),
-        ):
-            outputs.str(name, label=label)
-        return types.Property(outputs, view=types.View(label="ZCore scores written"))
+        return summary_view("ZCore scores written", ROWS, {k: 1 for k, _ in ROWS})

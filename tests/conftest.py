@@ -18,6 +18,7 @@ from harness import PLUGIN_NAME, ROOT, configure_environment, plugin_package  # 
 STATE = pathlib.Path(os.environ.get("CORESET_TEST_STATE") or tempfile.mkdtemp(prefix="coreset-tests-"))
 os.environ["CORESET_TEST_STATE"] = str(STATE)
 configure_environment(STATE)
+plugin_package()  # core tests import coreset_curation.core
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,13 @@ PLUGIN_NAME = "@coreset/curation"
 PANEL_URI = f"{PLUGIN_NAME}/coreset_explorer"
 
 
-def configure_environment(state):
-    """Points FiftyOne at a private database and a plugins dir that links to this repo."""
+def configure_environment(state, *, own_database=True):
+    """Points FiftyOne at a private database and a plugins dir that links to this repo.
+
+    With ``own_database`` a mongod of our own is started on a free port, so
+    parallel jobs never share FiftyOne's default database service (processes
+    with different database dirs can otherwise attach to one mongod).
+    """
     state = pathlib.Path(state)
     plugins = state / "plugins"
     plugins.mkdir(parents=True, exist_ok=True)
@@ -24,21 +29,56 @@ def configure_environment(state):
         link.symlink_to(ROOT, target_is_directory=True)
     os.environ["FIFTYONE_PLUGINS_DIR"] = str(plugins)
     os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(state / "db"))
+    if own_database and "FIFTYONE_DATABASE_URI" not in os.environ:
+        os.environ["FIFTYONE_DATABASE_URI"] = start_mongod(os.environ["FIFTYONE_DATABASE_DIR"])
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
 
 
-def plugin_package(name="coreset_curation_under_test"):
-    """Imports the repo as a package (as FiftyOne does) to reach bridge and panels."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+def start_mongod(db_dir, timeout=60):
+    """Starts FiftyOne's bundled mongod on a free loopback port; returns its URI.
+
+    The server is stopped when this process exits.
+    """
+    import atexit
+    import socket
+    import subprocess
+    import time
+
+    spec = importlib.util.find_spec("fiftyone")
+    mongod = pathlib.Path(spec.submodule_search_locations[0]) / "db" / "bin" / "mongod"
+    db_dir = pathlib.Path(db_dir)
+    (db_dir / "log").mkdir(parents=True, exist_ok=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [str(mongod), "--dbpath", str(db_dir), "--port", str(port), "--bind_ip", "127.0.0.1",
+         "--nounixsocket", "--logpath", str(db_dir / "log" / "mongo.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    atexit.register(process.terminate)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return f"mongodb://127.0.0.1:{port}"
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mongod did not start; see {db_dir / 'log' / 'mongo.log'}")
+            time.sleep(0.1)
+
+
+def plugin_package():
+    """Imports the repo as the package ``coreset_curation``, as the plugin's register() does."""
+    if "coreset_curation" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("_coreset_curation_entry", ROOT / "__init__.py")
+        entry = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(entry)
+        entry.package()
+    return sys.modules["coreset_curation"]
 
 
 class PanelDriver:

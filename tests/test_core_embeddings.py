@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core import embeddings as E
+from coreset_curation.core import embeddings as E
 
 TINY = "coreset-test-tiny-vit"
 TINY_CFG = {

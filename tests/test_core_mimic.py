@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from core import mimic
-from core.mimic import LinearHead
+from coreset_curation.core import mimic
+from coreset_curation.core.mimic import LinearHead
 
 
 def _autograd_alignment(x, y, w_cur, b_cur, w_ref, b_ref, method):

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-import core.selection as sel
-from core.selection import (
+import coreset_curation.core.selection as sel
+from coreset_curation.core.selection import (
     DEFAULT_SELECTION,
     EMBEDDING_SELECTIONS,
     SELECTIONS,

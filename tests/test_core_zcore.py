@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from bench.zcore_reference import reference_zcore_scores
-from core import zcore
+from coreset_curation.core import zcore
 
 
 def _cloud(n=40, d=4, seed=0):

@@ -1,0 +1,246 @@
+"""This plugin's runs, recorded with FiftyOne's runs API.
+
+Every method (embeddings, ZCore, mimic, coreset order, saved coreset view) is
+a run on the collection it was computed on, with its own config class (the
+parameters) and results (the summary), so ``dataset.list_runs()``,
+``get_run_info``, ``load_run_view``, ``rename_run`` and ``delete_run`` work.
+``delete_run`` calls the run's ``cleanup``, which removes the fields (and
+tags, memberships, saved views) the run wrote.
+
+The config classes live in ``coreset_curation.bridge.runs``: a process that
+has loaded the plugin (the App, ``foo.get_operator``, ``foo.execute_operator``)
+resolves them; elsewhere FiftyOne falls back to its generic run class, which
+can list and read the records but not clean up their fields (it logs why).
+"""
+
+import logging
+
+import fiftyone.core.fields as fof
+import fiftyone.core.runs as fors
+
+from .targets import target_of
+
+logger = logging.getLogger(__name__)
+
+PLUGIN = "@coreset/curation"
+EMBEDDINGS = "coreset_embeddings"
+ZCORE = "coreset_zcore"
+MIMIC = "coreset_mimic"
+ORDER = "coreset_order"
+VIEW = "coreset_view"
+METHOD_LABELS = {
+    EMBEDDINGS: "compute_embeddings",
+    ZCORE: "compute_zcore_scores",
+    MIMIC: "compute_mimic_scores",
+    ORDER: "a coreset order",
+    VIEW: "save_coreset_view",
+}
+#: the list field that records which saved coresets a sample belongs to
+MEMBERSHIP_FIELD = "coresets"
+_BUILTIN = {"id", "_id", "filepath", "tags", "metadata", "created_at", "last_modified_at", "frames", "media_type"}
+
+
+class _PluginRunConfig(fors.RunConfig):
+    """Config of one of this plugin's runs; ``OUTPUTS`` name its output-field parameters."""
+
+    METHOD = None
+    OUTPUTS = ()
+    INPUTS = ()
+
+    def __init__(self, **kwargs):
+        kwargs.pop("method", None)
+        kwargs.setdefault("plugin", PLUGIN)
+        super().__init__(method=self.METHOD, **kwargs)
+
+    def output_fields(self):
+        return [getattr(self, name) for name in self.OUTPUTS if getattr(self, name, None)]
+
+    def input_fields(self):
+        fields = []
+        for name in self.INPUTS:
+            value = getattr(self, name, None)
+            fields += [value] if isinstance(value, str) else list(value or [])
+        return fields
+
+
+class _PluginRun(fors.Run):
+    """Removes the run's output fields on ``delete_run``."""
+
+    def get_fields(self, samples, key):
+        return self.config.output_fields() + self.config.input_fields()
+
+    def cleanup(self, samples, key):
+        view = fors.Run.load_run_view(samples, key)
+        target = target_of(view)
+        others = set()
+        for other_key, doc in raw_runs(samples._root_dataset).items():
+            if other_key != key and doc.config.get("plugin") == PLUGIN:
+                others.update(_outputs(doc.config))
+        for name in self.config.output_fields():
+            if name in others:
+                logger.warning("Run '%s': field '%s' is also written by another run; kept", key, name)
+                continue
+            target.delete(name)
+        self._cleanup_extra(samples, key, target)
+
+    def _cleanup_extra(self, samples, key, target):
+        pass
+
+
+class EmbeddingsRunConfig(_PluginRunConfig):
+    METHOD = EMBEDDINGS
+    OUTPUTS = ("embeddings_field",)
+
+
+class EmbeddingsRun(_PluginRun):
+    pass
+
+
+class ZCoreRunConfig(_PluginRunConfig):
+    METHOD = ZCORE
+    OUTPUTS = ("score_field",)
+    INPUTS = ("embeddings_fields",)
+
+
+class ZCoreRun(_PluginRun):
+    pass
+
+
+class MimicRunConfig(_PluginRunConfig):
+    METHOD = MIMIC
+    OUTPUTS = ("score_field",)
+    INPUTS = ("embeddings_field", "label_field")
+
+
+class MimicRun(_PluginRun):
+    def _cleanup_extra(self, samples, key, target):
+        tag = getattr(self.config, "issue_tag", None)
+        if tag:
+            target.root.untag_samples(tag)
+
+
+class CoresetOrderRunConfig(_PluginRunConfig):
+    METHOD = ORDER
+    OUTPUTS = ("rank_field",)
+    INPUTS = ("score_field", "embeddings_fields", "stratify_by")
+
+
+class CoresetOrderRun(_PluginRun):
+    pass
+
+
+class CoresetViewRunConfig(_PluginRunConfig):
+    METHOD = VIEW
+    INPUTS = ("rank_field",)
+
+
+class CoresetViewRun(_PluginRun):
+    def _cleanup_extra(self, samples, key, target):
+        name = self.config.view_name
+        root = target.root
+        collection = root._frame_collection if target.kind == "frames" else root._sample_collection
+        collection.update_many({MEMBERSHIP_FIELD: name}, {"$pull": {MEMBERSHIP_FIELD: name}})
+        if root.has_saved_view(name):
+            root.delete_saved_view(name)
+
+
+CONFIGS = {
+    cls.METHOD: cls
+    for cls in (EmbeddingsRunConfig, ZCoreRunConfig, MimicRunConfig, CoresetOrderRunConfig, CoresetViewRunConfig)
+}
+
+
+# -- reading run records without loading classes -----------------------------------
+
+
+def raw_runs(dataset):
+    """``{key: run document}`` of the dataset's runs (configs as plain dicts)."""
+    return fors.Run._get_run_docs(dataset._root_dataset)
+
+
+def _outputs(config):
+    cls = CONFIGS.get(config.get("method"))
+    names = cls.OUTPUTS if cls else ("score_field", "embeddings_field", "rank_field")
+    return [config[n] for n in names if config.get(n)]
+
+
+def plugin_runs(dataset, method=None, **match):
+    """``[(key, config dict, timestamp)]`` of this plugin's runs, newest first."""
+    found = []
+    for key, doc in raw_runs(dataset).items():
+        config = doc.config or {}
+        if config.get("plugin") != PLUGIN or (method and config.get("method") != method):
+            continue
+        if any(config.get(k) != v for k, v in match.items()):
+            continue
+        found.append((key, config, doc.timestamp))
+    found.sort(key=lambda item: item[2] or 0, reverse=True)
+    return found
+
+
+def owner_of(dataset, field_name, kind="samples"):
+    """``(key, config dict)`` of the plugin run that wrote ``field_name``, or None."""
+    for key, config, _ in plugin_runs(dataset):
+        if field_name in _outputs(config) and config.get("target_kind", "samples") == kind:
+            return key, config
+    return None
+
+
+# -- checks before anything is computed -------------------------------------------------
+
+
+def check_field_name(name, param):
+    """A plain field name (letters, digits, '_'; not built-in, no leading '_')."""
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_") or name in _BUILTIN:
+        raise ValueError(
+            f"{param} must be a plain field name (letters, digits and '_', not starting with '_', "
+            f"not a built-in field such as 'filepath'), got {name!r}"
+        )
+    return name
+
+
+def check_output_field(collection, name, method, *, param, ftype=fof.FloatField, overwrite=False):
+    """Refuses to write ``name`` unless it is new, this method's own output, or ``overwrite``.
+
+    Returns the key of the run that owns the field now, or None.
+    """
+    check_field_name(name, param)
+    target = target_of(collection)
+    existing = target.get_field(name)
+    owner = owner_of(target.root, name, target.kind)
+    if owner is not None and owner[1].get("method") != method:
+        raise ValueError(
+            f"{param}: '{name}' holds the output of {METHOD_LABELS.get(owner[1].get('method'), 'another run')} "
+            f"(run '{owner[0]}'); choose another name"
+        )
+    if existing is not None and not isinstance(existing, ftype):
+        raise ValueError(
+            f"{param}: field '{name}' already exists as a {type(existing).__name__}; choose another name "
+            "or delete that field first"
+        )
+    if existing is not None and owner is None and not overwrite:
+        raise ValueError(
+            f"{param}: field '{name}' already exists and was not written by {METHOD_LABELS[method]}; "
+            "choose another name, or pass overwrite=True to replace its values"
+        )
+    return owner[0] if owner else None
+
+
+def check_run_key(collection, key, method, param="run_key"):
+    """A run key that is a valid identifier and free, or this method's own."""
+    if not isinstance(key, str) or not key.isidentifier():
+        raise ValueError(f"{param} must be a valid Python identifier (letters, digits, '_'), got {key!r}")
+    docs = raw_runs(collection)
+    if key in docs:
+        config = docs[key].config or {}
+        if config.get("plugin") != PLUGIN or config.get("method") != method:
+            raise ValueError(
+                f"{param}: a run '{key}' of another kind already exists on this dataset; "
+                "choose another name or delete that run first"
+            )
+    return key
+
+
+def make_config(method, **params):
+    """The config object of a new run of ``method``."""
+    return CONFIGS[method](**params)

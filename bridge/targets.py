@@ -1,0 +1,102 @@
+"""What a collection's results are written to: sample documents, or frames.
+
+A run writes one value per sample of its target collection:
+
+* a dataset or a view of one (including ``select_group_slices`` views):
+  a sample field of the dataset;
+* a frames view (``to_frames``): a frame field of the video dataset, and the
+  same field on the frames view's own collection, so the values are read back
+  by a fresh ``to_frames()`` and by the view itself.
+
+Patches, clips, grouped and dynamic-group collections are refused up front
+with a sentence that says what to run instead.
+"""
+
+from dataclasses import dataclass
+
+import fiftyone.core.fields as fof
+
+
+@dataclass
+class Target:
+    """Where a run on ``collection`` writes: collections and schema owners."""
+
+    collection: object
+    kind: str  # "samples" or "frames"
+
+    @property
+    def root(self):
+        return self.collection._root_dataset
+
+    @property
+    def merge_collections(self):
+        """The MongoDB collections that hold one document per target sample."""
+        if self.kind == "frames":
+            return [self.collection._dataset._sample_collection_name, self.root._frame_collection_name]
+        return [self.root._sample_collection_name]
+
+    def get_field(self, name):
+        """The existing output field ``name`` (frame field for frames targets), or None."""
+        if self.kind == "frames":
+            return self.root.get_frame_field_schema(flat=True, include_private=True).get(name)
+        return self.root.get_field_schema(flat=True, include_private=True).get(name)
+
+    def declare(self, name, ftype, **kwargs):
+        """Adds the output field to every schema that should list it (idempotent)."""
+        if self.kind == "frames":
+            if self.get_field(name) is None:
+                self.root.add_frame_field(name, ftype, **kwargs)
+            frames_dataset = self.collection._dataset
+            if frames_dataset.get_field(name) is None:
+                frames_dataset.add_sample_field(name, ftype, **kwargs)
+        elif self.get_field(name) is None:
+            self.root.add_sample_field(name, ftype, **kwargs)
+
+    def delete(self, name):
+        """Removes an output field from every schema and document."""
+        if self.kind == "frames":
+            if self.get_field(name) is not None:
+                self.root.delete_frame_field(name)
+            frames_dataset = self.collection._dataset
+            if frames_dataset.get_field(name) is not None:
+                frames_dataset.delete_sample_field(name)
+        elif self.get_field(name) is not None:
+            self.root.delete_sample_field(name)
+
+    def reload(self):
+        self.root.reload()
+        if self.kind == "frames":
+            self.collection._dataset.reload()
+
+
+def target_of(collection, what="this operation"):
+    """The :class:`Target` of ``collection``, or a ValueError saying what to do instead."""
+    if getattr(collection, "_is_patches", False):
+        raise ValueError(
+            f"{what} writes one value per sample and this is a patches view (one sample per object); "
+            "object-level scores are not supported yet: run it on the images (the dataset or a view of it)"
+        )
+    if getattr(collection, "_is_clips", False):
+        raise ValueError(
+            f"{what} does not run on clips views; run it on frames instead: "
+            "dataset.to_frames(sample_frames=True), or on the videos' sample-level embeddings"
+        )
+    if getattr(collection, "_is_dynamic_groups", False):
+        raise ValueError(
+            f"{what} does not run on a dynamic groups view (group_by); run it on the flat view before group_by"
+        )
+    if collection.media_type == "group":
+        raise ValueError(
+            f"{what} needs a flat collection and this one is grouped: pick the slices to score, e.g. "
+            "dataset.select_group_slices(media_type='image')"
+        )
+    if getattr(collection, "_is_frames", False):
+        return Target(collection, "frames")
+    return Target(collection, "samples")
+
+
+def is_vector_field(field):
+    """Whether a schema field can hold embedding vectors."""
+    return isinstance(field, (fof.VectorField, fof.ArrayField)) or (
+        isinstance(field, fof.ListField) and isinstance(field.field, (fof.FloatField, fof.IntField))
+    )
