@@ -9,6 +9,7 @@ from .coresets import (
     EMBEDDING_SELECTIONS,
     KEEP,
     SELECTIONS,
+    accuracy_curve,
     compute_coreset_order,
     find_order,
     kept_view,

@@ -230,6 +230,8 @@ def _stage(db, token, target, writes):
             if write.replace:
                 staged = set(ids)
                 for name in target.merge_collections:
+                    if db[name].estimated_document_count() <= len(staged):
+                        continue  # every document is being written
                     for doc in db[name].find({write.name: {"$ne": None}}, {"_id": True}):
                         if doc["_id"] not in staged:
                             staged.add(doc["_id"])

@@ -166,7 +166,11 @@ def _find(collection, spec):
 
 
 def _stages_key(collection):
-    return str(collection._serialize(include_uuids=False)) if hasattr(collection, "_serialize") else "[]"
+    import fiftyone.core.view as fov
+
+    if isinstance(collection, fov.DatasetView):
+        return str(collection._serialize(include_uuids=False))
+    return "[]"
 
 
 def compute_coreset_order(
@@ -445,3 +449,54 @@ def pruned_view(collection, rank_field, prune_rate=None, kept=None):
     if kept is None:
         kept = core_order.kept_count(collection.exists(rank_field).count(), params.fraction("prune_rate", prune_rate))
     return collection.match({rank_field: {"$gte": int(kept)}})
+
+
+def accuracy_curve(
+    collection,
+    rank_field,
+    embeddings_field,
+    label_field,
+    *,
+    rates=(0, 10, 30, 50, 70, 90),
+    held_out=0.2,
+    max_train=20_000,
+    seed=0,
+):
+    """Linear-probe accuracy on held-out labelled samples when training on each rate's kept prefix.
+
+    The held-out samples are drawn from the ranked, labelled samples and
+    never trained on; at each rate the probe trains on the kept samples
+    outside the held-out set.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    fields = check_vector_fields(collection, embeddings_field)
+    _check_label_field(collection, label_field, param="label_field")
+    ids, columns = read_columns(collection, [rank_field, f"{label_field}.label"])
+    ranks = np.array([-1 if v is None else v for v in columns[rank_field]], dtype=np.int64)
+    labels = np.array(["" if v is None else str(v) for v in columns[f"{label_field}.label"]], dtype=object)
+    use = (ranks >= 0) & (labels != "")
+    if use.sum() < 10 or len(set(labels[use])) < 2:
+        raise ValueError(f"label_field: need at least 10 ranked samples and 2 classes labelled in '{label_field}'")
+    table = read_vectors(collection, fields)
+    row = {i: r for r, i in enumerate(table.ids)}
+    rows = np.fromiter((row.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+    use &= rows >= 0
+    positions = np.flatnonzero(use)
+    rng = np.random.default_rng(seed)
+    test = rng.choice(positions, max(1, int(round(held_out * len(positions)))), replace=False)
+    in_test = np.zeros(len(ids), bool)
+    in_test[test] = True
+    n_ranked = int((ranks >= 0).sum())
+    accuracy = []
+    for rate in rates:
+        kept = core_order.kept_count(n_ranked, rate / 100.0)
+        fit = np.flatnonzero(use & ~in_test & (ranks < kept))
+        if len(fit) > max_train:
+            fit = rng.choice(fit, max_train, replace=False)
+        if len(set(labels[fit])) < 2:
+            accuracy.append(None)
+            continue
+        probe = LogisticRegression(max_iter=1000).fit(table.vectors[rows[fit]], labels[fit])
+        accuracy.append(round(float(probe.score(table.vectors[rows[test]], labels[test])), 4))
+    return dict(rates=list(rates), accuracy=accuracy, held_out=len(test))

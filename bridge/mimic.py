@@ -175,6 +175,7 @@ def compute_mimic_scores(
         lr=lr,
         alignment_method=method,  # 'method' is the run's method name
         seed=seed,
+        **info,  # what the reference was built from: trusted count, model and logit scale, or checkpoint
     )
     writes = [
         FieldWrite(
@@ -211,9 +212,11 @@ def _check_issue_tag(collection, issue_tag, trusted_tag, score_field):
         return issue_tag
     target = target_of(collection)
     if target.kind == "frames":
-        used = target.root.count_values("frames.tags").get(issue_tag, 0)
-    else:
-        used = target.root.count_sample_tags().get(issue_tag, 0)
+        raise ValueError(
+            "issue_tag: video frames have no tags in FiftyOne, so a frames view cannot keep them; leave "
+            "issue_tag empty and filter the frames by score (mimic_score < 0 marks likely label errors)"
+        )
+    used = target.root.count_sample_tags().get(issue_tag, 0)
     if used:
         raise ValueError(
             f"issue_tag: '{issue_tag}' is already on {used} samples that this plugin did not tag; "
@@ -335,13 +338,6 @@ def _trusted_head(collection, data, trusted_tag, trusted_view, seed):
 
 def _zero_shot_head(collection, data, templates, device):
     field = data.embeddings_field
-    norms = np.sqrt(core_mimic._row_sq_norms(data.vectors))
-    if np.abs(norms - 1.0).max() > _NORM_TOLERANCE:
-        raise ValueError(
-            f"embeddings_field '{field}' is not L2-normalised (norms range {norms.min():.3g}-{norms.max():.3g}); "
-            "zero_shot compares the model's normalised image embeddings with its text embeddings: recompute "
-            "them with compute_embeddings"
-        )
     templates = _templates(templates)
     for name in data.classes:
         core_mimic.text_prompts(name, templates)  # validates the templates and class names
@@ -350,6 +346,13 @@ def _zero_shot_head(collection, data, templates, device):
         raise ValueError(
             f"embeddings_field '{field}' holds {data.vectors.shape[1]}-dim vectors but the text embeddings of "
             f"its model are {text.shape[1]}-dim; these are not that model's image embeddings"
+        )
+    norms = np.sqrt(core_mimic._row_sq_norms(data.vectors))
+    if np.abs(norms - 1.0).max() > _NORM_TOLERANCE:
+        raise ValueError(
+            f"embeddings_field '{field}' is not L2-normalised (norms range {norms.min():.3g}-{norms.max():.3g}); "
+            "zero_shot compares the model's normalised image embeddings with its text embeddings: recompute "
+            "them with compute_embeddings"
         )
     head = core_mimic.zero_shot_head(text, scale, classes=data.classes)
     return head, dict(logit_scale=round(scale, 6), model=model)

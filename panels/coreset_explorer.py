@@ -1,4 +1,11 @@
-"""Coreset Explorer: sweep the pruning rate, see what is kept, save coreset views."""
+"""Coreset Explorer: sweep the pruning rate, see what is kept, save coreset views.
+
+The panel sweeps the view it was opened on (its *base*): showing the kept or
+pruned samples in the grid does not re-base it, and it says what it sweeps.
+Every selection is a coreset order (a rank field computed once and stored
+with its run): a slider move is a threshold on the ranks held in memory, and
+"Show kept" is a small match on the rank field, never a list of ids.
+"""
 
 import threading
 import time
@@ -6,60 +13,95 @@ from collections import OrderedDict
 
 import numpy as np
 
+import fiftyone.core.view as fov
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+from bson import json_util
 
 from .. import bridge
+from ..core import order as core_order
 
 PLUGIN = bridge.PLUGIN
+#: orders of at most this many scored samples are computed on the spot; larger ones on request
+AUTO_ORDER_LIMIT = 20_000
 _MAP_POINTS = 5_000
 _BINS = 40
 _CACHE_SIZE = 8
 _KEPT, _PRUNED = "#ff6d04", "#9e9e9e"
 # The App's plotly.js (3.x) ignores string titles and hides legends unless asked.
 _LEGEND = dict(showlegend=True, legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"))
+_PLOT_CONFIG = dict(displayModeBar=False, scrollZoom=False)
 
 
 def _title(text):
     return dict(text=text, x=0.01, xanchor="left", font=dict(size=14))
 
 
-class _SweepCache:
-    """Recently used score tables, so a slider move runs no database query."""
+class _Cache:
+    """Recently used sweep tables and maps, so a slider move runs no database query."""
 
     def __init__(self, size=_CACHE_SIZE):
         self.size = size
         self.entries = OrderedDict()
+        self.lock = threading.Lock()
 
     def get(self, key, build):
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            return self.entries[key]
+        with self.lock:
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                return self.entries[key]
         value = build()
-        self.entries[key] = value
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
+        with self.lock:
+            self.entries[key] = value
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
         return value
 
     def drop(self, dataset_name):
-        for key in [k for k in self.entries if k[0] == dataset_name]:
-            del self.entries[key]
+        with self.lock:
+            for key in [k for k in self.entries if k[0] == dataset_name]:
+                del self.entries[key]
 
 
-_CACHE = _SweepCache()
-# The App can send the same event twice at once; one UMAP per field, not two racing ones.
+_CACHE = _Cache()
 _MAP_LOCK = threading.Lock()
 
 
-def _view_key(ctx):
-    return str(ctx.view._serialize())
+class SweepTable:
+    """What one coreset order needs in memory: scores, ranks, class codes of the ranked samples."""
+
+    def __init__(self, rank_field, selection, scores, ranks, unscored, classes=None, codes=None, note=None):
+        self.rank_field = rank_field
+        self.selection = selection
+        self.scores = scores
+        self.ranks = ranks
+        self.unscored = unscored
+        self.classes = classes
+        self.codes = codes
+        self.note = note
+        self.edges = np.histogram_bin_edges(scores, bins=_BINS) if len(scores) else np.linspace(0, 1, _BINS + 1)
+        self.bins = np.clip(np.searchsorted(self.edges, scores, side="right") - 1, 0, _BINS - 1)
+        self.by_rank = np.argsort(ranks, kind="stable")
+        self.ids = None
+        self.warning = None
+        self.map_rows = {}
+
+    def kept_count(self, rate):
+        return core_order.kept_count(len(self.ranks), rate / 100.0)
+
+    def mask(self, rate):
+        return self.ranks < self.kept_count(rate)
 
 
-def _set(state, key, value):
-    """Writes panel state only when it changes: every write is a round trip to the App,
-    and the App answers a state change with ``on_change_view`` events."""
-    if state.get(key) != value:
-        state.set(key, value)
+def _serialize(view):
+    return json_util.dumps(view._serialize()) if isinstance(view, fov.DatasetView) else "[]"
+
+
+def _describe(view):
+    if not isinstance(view, fov.DatasetView) or not view._stages:
+        return f"the whole dataset ({view.count():,} samples)"
+    stages = ", ".join(type(s).__name__ for s in view._stages)
+    return f"the view it was opened on ({view.count():,} samples: {stages})"
 
 
 class CoresetExplorer(foo.Panel):
@@ -70,81 +112,133 @@ class CoresetExplorer(foo.Panel):
             label="Coreset Explorer",
             category=foo.Categories.CURATE,
             icon="filter_alt",
-            help_markdown="Sweep the pruning rate of a score field and save the kept samples as a view.",
+            help_markdown="Sweep the pruning rate of a score field and save the kept samples as a frozen view.",
         )
 
-    # -- events ------------------------------------------------------------
+    # -- the view being swept -------------------------------------------------------
+
+    def _base(self, ctx):
+        stages = ctx.panel.state.get("base_view")
+        if stages is None:
+            return ctx.view
+        return fov.DatasetView._build(ctx.dataset, json_util.loads(stages)) if stages != "[]" else ctx.dataset
+
+    def _rebase(self, ctx):
+        state = ctx.panel.state
+        state.base_view = _serialize(ctx.view)
+        state.base_label = _describe(ctx.view)
+        state.shown_view = None
+
+    # -- events ----------------------------------------------------------------------
 
     def on_load(self, ctx):
+        bridge.recover(ctx.dataset)
         state = ctx.panel.state
-        fields = bridge.numeric_fields(ctx.view)
+        if state.get("base_view") is None:
+            self._rebase(ctx)
+        base = self._base(ctx)
+        fields = bridge.score_fields(base)
         if state.get("score_field") not in fields:
-            ctx.panel.state.score_field = fields[0] if fields else None
-        defaults = dict(prune_rate=50, keep="highest", selection="top", stratify=False, show_map=False)
+            state.score_field = bridge.default_score_field(base)
+        defaults = dict(prune_rate=50, keep="highest", selection=bridge.DEFAULT_SELECTION, stratify=False,
+                        show_map=False)
         for key, value in defaults.items():
             if state.get(key) is None:
-                ctx.panel.state.set(key, value)
-        labels = bridge.classification_fields(ctx.view)
+                state.set(key, value)
+        labels = bridge.classification_fields(base)
         if state.get("label_field") not in labels:
-            ctx.panel.state.label_field = labels[0] if labels else None
-        vectors = bridge.vector_fields(ctx.view)
+            state.label_field = labels[0] if labels else None
+        vectors = bridge.vector_fields(base)
         if state.get("embeddings_field") not in vectors:
-            # Prefer sample-level fields: the flat schema also lists label attributes such as
-            # 'ground_truth.logits', which sort first but are usually empty.
-            top_level = [v for v in vectors if "." not in v]
-            ctx.panel.state.embeddings_field = (top_level or vectors or [None])[0]
+            recorded = bridge.recorded_embeddings_fields(base, state.get("score_field")) if state.get("score_field") else None
+            state.embeddings_field = (recorded or vectors or [None])[0]
 
     def execute(self, ctx):
-        # The App answers every panel state change with on_change_view events (three per
-        # change, view unchanged): skip those, render included, instead of redrawing each time.
-        if ctx.params.get("__method__") == "on_change_view" and ctx.panel.state.get("view_key") == _view_key(ctx):
+        # The App answers every panel state change with on_change_view events (view unchanged):
+        # skip those, render included, instead of redrawing each time.
+        if ctx.params.get("__method__") == "on_change_view" and ctx.panel.state.get("view_key") == _serialize(ctx.view):
             return None
         return super().execute(ctx)
 
     def on_change_view(self, ctx):
-        # The App fires this whenever its context objects are rebuilt (e.g. after any panel
-        # state change), not only when the view changes: act only on a real change.
-        key = _view_key(ctx)
-        if ctx.panel.state.get("view_key") == key:
+        state = ctx.panel.state
+        key = _serialize(ctx.view)
+        if state.get("view_key") == key:
             return
-        _set(ctx.panel.state, "view_key", key)
-        _set(ctx.panel.state, "message", None)
+        state.view_key = key
+        if key in (state.get("shown_view"), state.get("base_view")):
+            return  # our own Show kept/pruned, or back to the base: keep sweeping the base
+        self._rebase(ctx)
+        state.message = f"The App's view changed: now sweeping {state.get('base_label')}."
         self.on_load(ctx)
 
     def on_change_dataset(self, ctx):
         _CACHE.drop(ctx.dataset.name)
-        ctx.panel.state.curve = None
-        ctx.panel.state.message = None
+        state = ctx.panel.state
+        state.base_view = None
+        state.accuracy = None
+        state.message = None
         self.on_load(ctx)
 
     def on_refresh(self, ctx):
         _CACHE.drop(ctx.dataset.name)
-        ctx.panel.state.curve = None
+        ctx.panel.state.accuracy = None
+        self.on_load(ctx)
+
+    def on_sweep_current_view(self, ctx):
+        self._rebase(ctx)
+        ctx.panel.state.message = f"Now sweeping {ctx.panel.state.get('base_label')}."
         self.on_load(ctx)
 
     def on_change_setting(self, ctx):
         """Any control: the new value arrives in ``ctx.params['value']``."""
         path = ctx.params.get("path")
         state = ctx.panel.state
+        value = ctx.params.get("value")
+        if path == "rate_typed":
+            path = "prune_rate"
+            value = min(99, max(0, int(round(float(value))))) if value not in (None, "") else state.get("prune_rate")
         if path:
-            _set(state, path, ctx.params.get("value"))
-        _set(state, "message", None)
-        _set(state, "confirm_overwrite", False)
+            state.set(path, value)
+        if path in ("score_field", "selection", "keep", "stratify", "label_field", "embeddings_field"):
+            state.accuracy = None
+        if path == "score_field":
+            recorded = bridge.recorded_embeddings_fields(self._base(ctx), value)
+            if recorded:
+                state.embeddings_field = recorded[0]
+        if path == "show_map" and value:
+            state.map_pending = True
+        state.message = None
+        state.confirm_overwrite = False
 
     def on_show_kept(self, ctx):
-        kept, _ = self._selection(ctx)
-        ctx.ops.set_view(view=ctx.view.select(kept))
+        self._show(ctx, kept=True)
 
     def on_show_pruned(self, ctx):
-        _, pruned = self._selection(ctx)
-        ctx.ops.set_view(view=ctx.view.select(pruned))
+        self._show(ctx, kept=False)
+
+    def _show(self, ctx, kept):
+        table = self._table(ctx)
+        if table is None:
+            return
+        count = table.kept_count(ctx.panel.state.get("prune_rate", 50))
+        make = bridge.kept_view if kept else bridge.pruned_view
+        view = make(self._base(ctx), table.rank_field, kept=count)
+        ctx.panel.state.shown_view = _serialize(view)
+        ctx.ops.set_view(view=view)
 
     def on_tag_kept(self, ctx):
-        tag = (ctx.panel.state.get("tag") or "coreset").strip()
-        kept, _ = self._selection(ctx)
-        ctx.view.select(kept).tag_samples(tag)
-        ctx.panel.state.message = f"Tagged {len(kept)} kept samples '{tag}'."
-        ctx.ops.reload_samples()
+        state = ctx.panel.state
+        tag = (state.get("tag") or "").strip()
+        if not tag:
+            state.message = "Enter a tag for the kept samples first."
+            return
+        table = self._table(ctx)
+        count = table.kept_count(state.get("prune_rate", 50))
+        view = bridge.kept_view(self._base(ctx), table.rank_field, kept=count)
+        view.tag_samples(tag)
+        state.message = f"Tagged the {count:,} kept samples '{tag}'."
+        ctx.ops.reload_dataset()
 
     def on_save(self, ctx):
         state = ctx.panel.state
@@ -157,203 +251,218 @@ class CoresetExplorer(foo.Panel):
             state.confirm_overwrite = True
             state.message = f"A saved view named '{name}' exists. Press 'Overwrite' to replace it."
             return
-        summary = bridge.save_coreset_view(
-            ctx.view,
-            state.get("score_field"),
-            state.get("prune_rate", 50) / 100.0,
-            name,
-            keep=state.get("keep", "highest"),
-            stratify_by=state.get("label_field") if state.get("stratify") else None,
-            selection=state.get("selection", "top"),
-            embeddings_field=state.get("embeddings_field"),
-            overwrite=taken,
-        )
+        try:
+            summary = bridge.save_coreset_view(
+                self._base(ctx),
+                state.get("score_field"),
+                state.get("prune_rate", 50) / 100.0,
+                name,
+                keep=state.get("keep", "highest"),
+                stratify_by=state.get("label_field") if state.get("stratify") else None,
+                selection=state.get("selection"),
+                embeddings_field=state.get("embeddings_field"),
+                overwrite=taken,
+            )
+        except ValueError as error:
+            state.message = f"Not saved: {error}"
+            return
         state.confirm_overwrite = False
-        state.message = f"Saved view '{name}': kept {summary['kept']}, pruned {summary['pruned']}."
+        state.message = f"Saved view '{name}': kept {summary['kept']:,}, pruned {summary['pruned']:,} (frozen)."
+        ctx.ops.reload_dataset()
+
+    def on_compute_order(self, ctx):
+        """Computes the missing order right here (small collections)."""
+        state = ctx.panel.state
+        try:
+            bridge.compute_coreset_order(self._base(ctx), state.get("score_field"), **self._order_kwargs(state))
+        except ValueError as error:
+            state.message = f"No coreset order: {error}"
+            return
+        _CACHE.drop(ctx.dataset.name)
+        state.message = None
 
     def on_compute_curve(self, ctx):
         state = ctx.panel.state
-        curve = bridge.accuracy_curve(
-            ctx.view,
-            state.get("score_field"),
-            state.get("embeddings_field"),
-            state.get("label_field"),
-            keep=state.get("keep", "highest"),
-            selection=state.get("selection", "top"),
-            stratify=bool(state.get("stratify")),
-        )
-        state.curve = curve
+        table = self._table(ctx)
+        try:
+            state.accuracy = bridge.accuracy_curve(
+                self._base(ctx), table.rank_field, state.get("embeddings_field"), state.get("label_field")
+            )
+        except ValueError as error:
+            state.message = f"No accuracy curve: {error}"
 
-    # -- data ---------------------------------------------------------------
-
-    def _table(self, ctx):
+    def on_compute_map(self, ctx):
         state = ctx.panel.state
-        key = (
-            ctx.dataset.name,
-            str(ctx.view._serialize()),
-            state.get("score_field"),
-            state.get("label_field"),
-            state.get("selection", "top"),
-            state.get("embeddings_field"),
-        )
-        return _CACHE.get(key, lambda: self._load_table(ctx))
+        field = state.get("embeddings_field")
+        try:
+            with _MAP_LOCK:
+                _CACHE.get((ctx.dataset.name, "map", field), lambda: bridge.embedding_map(ctx.dataset, field))
+        except Exception as error:  # a failed map must not take the panel down with it
+            state.message = f"No 2-D map: {type(error).__name__}: {error}"
+            state.show_map = False
+        state.map_pending = False
+
+    # -- data --------------------------------------------------------------------------
 
     @staticmethod
-    def _load_table(ctx):
+    def _order_kwargs(state):
+        return dict(
+            selection=state.get("selection"),
+            keep=state.get("keep", "highest"),
+            stratify_by=state.get("label_field") if state.get("stratify") else None,
+            embeddings_field=state.get("embeddings_field"),
+        )
+
+    def _table(self, ctx):
+        """The sweep table of the current settings, or None when the order is still missing."""
         state = ctx.panel.state
-        selection, embeddings_field = bridge.resolve_selection(
-            ctx.view, state.get("score_field"), state.get("selection", "top"), state.get("embeddings_field")
-        )
-        table = bridge.load_scores(
-            ctx.view,
-            state.get("score_field"),
-            label_field=state.get("label_field"),
-            embeddings_field=embeddings_field,
-        )
-        table.selection = selection
-        if table.labels is not None:  # once per table, so class bars cost one bincount per move
-            table.classes, table.class_codes = np.unique(table.labels, return_inverse=True)
+        base = self._base(ctx)
+        kwargs = self._order_kwargs(state)
+        found = bridge.find_order(base, state.get("score_field"), **kwargs)
+        if found is None:
+            scored = base.exists(state.get("score_field")).count()
+            if scored > AUTO_ORDER_LIMIT:
+                return None
+            bridge.compute_coreset_order(base, state.get("score_field"), **kwargs)
+            found = bridge.find_order(base, state.get("score_field"), **kwargs)
+        key, config = found
+        cache_key = (ctx.dataset.name, state.get("base_view"), key, config.get("token"), state.get("label_field"))
+        return _CACHE.get(cache_key, lambda: self._load(base, config, state.get("label_field")))
+
+    @staticmethod
+    def _load(base, config, label_field):
+        paths = [config["score_field"], config["rank_field"]] + ([f"{label_field}.label"] if label_field else [])
+        ids, columns = bridge.read_columns(base, paths)
+        ranks = np.array([-1 if v is None else v for v in columns[config["rank_field"]]], dtype=np.int64)
+        ranked = ranks >= 0
+        scores = np.array([v for v, r in zip(columns[config["score_field"]], ranked) if r], dtype=np.float64)
+        classes = codes = None
+        if label_field:
+            labels = np.array(["" if v is None else str(v) for v in columns[paths[2]]], dtype=object)[ranked]
+            classes, codes = np.unique(labels, return_inverse=True)
+        table = SweepTable(config["rank_field"], config["selection"], scores, ranks[ranked],
+                           int((~ranked).sum()), classes, codes)
+        table.ids = ids[ranked]
+        table.warning = _reliability_warning(base, config["score_field"])
         return table
 
-    def _kept_mask(self, ctx, table):
-        state = ctx.panel.state
-        kept = bridge.select_kept(
-            table,
-            state.get("prune_rate", 50) / 100.0,
-            keep=state.get("keep", "highest"),
-            selection=table.selection,
-            stratify=bool(state.get("stratify")) and table.labels is not None,
-        )
-        mask = np.zeros(len(table.ids), dtype=bool)
-        mask[kept] = True
-        return mask
-
-    def _selection(self, ctx):
-        table = self._table(ctx)
-        mask = self._kept_mask(ctx, table)
-        return table.ids[mask].tolist(), table.ids[~mask].tolist()
-
-    # -- render -------------------------------------------------------------
+    # -- render ------------------------------------------------------------------------
 
     def render(self, ctx):
         start = time.perf_counter()
         panel = types.Object()
         state = ctx.panel.state
-        fields = bridge.numeric_fields(ctx.view)
+        base = self._base(ctx)
+        fields = bridge.score_fields(base)
+        layout = types.GridView(orientation="vertical", padding=2, gap=2)
         if not fields:
             panel.md(
                 "### No score field yet\n"
-                "Compute scores first: ZCore needs only an embeddings field "
+                "Compute ZCore scores first: they need only an embeddings field "
                 "(compute embeddings with the *Compute embeddings* operator if you have none).",
                 name="empty",
             )
-            panel.btn(
-                "open_zcore",
-                label="Compute ZCore scores",
-                icon="calculate",
-                variant="contained",
-                on_click=f"{PLUGIN}/compute_zcore_scores",
-                prompt=True,
-            )
-            return types.Property(panel, view=types.GridView(orientation="vertical", padding=2))
+            panel.btn("open_zcore", label="Compute ZCore scores", icon="calculate", variant="contained",
+                      on_click=f"{PLUGIN}/compute_zcore_scores", prompt=True)
+            return types.Property(panel, view=layout)
 
+        panel.md(f"Sweeping {state.get('base_label') or _describe(base)}.", name="sweeping")
+        if state.get("message"):
+            panel.view("message", types.Notice(label=state.get("message")))
         self._controls(panel, ctx, fields)
         try:
             table = self._table(ctx)
-            mask = self._kept_mask(ctx, table)
         except ValueError as error:
             panel.view("error", types.Error(label="Cannot build the coreset", description=str(error)))
-            return types.Property(panel, view=types.GridView(orientation="vertical", padding=2))
+            return types.Property(panel, view=layout)
+        if table is None:
+            panel.view("no_order", types.Warning(
+                label="No coreset order for these settings yet",
+                description=f"'{state.get('selection')}' on {base.exists(state.get('score_field')).count():,} "
+                "samples is computed once (it can take minutes); every pruning rate then is instant.",
+            ))
+            panel.btn("compute_order", label="Compute coreset order", icon="calculate", variant="contained",
+                      on_click=f"{PLUGIN}/compute_coreset_order", prompt=True,
+                      params=dict(score_field=state.get("score_field"), **self._order_kwargs(state)))
+            return types.Property(panel, view=layout)
 
-        scores = table.scores
-        kept_scores = scores[mask]
-        threshold = (kept_scores.min() if state.get("keep") == "highest" else kept_scores.max()) if mask.any() else None
+        rate = state.get("prune_rate", 50)
+        mask = table.mask(rate)
+        kept = int(mask.sum())
+        threshold = None
+        if table.selection == "top" and kept:
+            threshold = float(table.scores[table.by_rank[kept - 1]])
         summary = (
-            f"**Kept {int(mask.sum()):,}** · pruned {int((~mask).sum()):,} of {len(scores):,} scored samples"
+            f"**Kept {kept:,}** · pruned {len(mask) - kept:,} of {len(mask):,} scored samples"
             + (f" · score threshold {threshold:.4f}" if threshold is not None else "")
-            + (f" · {table.missing:,} without a score (ignored)" if table.missing else "")
+            + (f" · {table.unscored:,} without a score (ignored)" if table.unscored else "")
         )
         panel.md(summary, name="summary")
-        panel.plot("histogram", **_histogram(scores, mask, threshold, state.get("score_field")))
-        if table.labels is not None:
-            panel.plot("classes", **_class_bars(table.classes, table.class_codes, mask))
+        note = _selection_note(table.selection)
+        if note:
+            panel.md(note, name="selection_note")
+        if table.warning:
+            panel.view("reliability", types.Warning(label="Unreliable scores", description=table.warning))
+        panel.plot("histogram", **_histogram(table, mask, threshold, state.get("score_field")))
+        if table.codes is not None:
+            panel.plot("classes", **_class_bars(table.classes, table.codes, mask))
         self._map(panel, ctx, table, mask)
-        self._curve(panel, ctx, table)
+        self._curve(panel, ctx)
         self._actions(panel, state)
-        if state.get("message"):
-            panel.md(state.get("message"), name="message")
         if ctx.params.get("__method__") != "on_change_view":
             # Not on on_change_view: a state write there would fire on_change_view again, forever.
-            ctx.panel.state.render_ms = round((time.perf_counter() - start) * 1000, 1)
-        return types.Property(panel, view=types.GridView(orientation="vertical", padding=2, gap=2))
+            state.render_ms = round((time.perf_counter() - start) * 1000, 1)
+        return types.Property(panel, view=layout)
 
     def _controls(self, panel, ctx, fields):
         state = ctx.panel.state
         on_change = self.on_change_setting
-        panel.enum(
-            "score_field", fields, label="Score field", default=state.get("score_field"),
-            view=types.DropdownView(), on_change=self.on_change_field,
-        )
-        panel.int(
+        base = self._base(ctx)
+        panel.enum("score_field", fields, label="Score field", default=state.get("score_field"),
+                   view=types.DropdownView(), on_change=on_change)
+        rates = panel.h_stack("rates", align_x="left", align_y="center", gap=2)
+        rates.int(
             "prune_rate", label="Pruning rate (%)", default=state.get("prune_rate", 50), min=0, max=99,
-            view=types.SliderView(
-                label_position="top", value_precision=0,
-                componentsProps={"slider": {"min": 0, "max": 99, "step": 1}},
-            ),
+            view=types.SliderView(label_position="top", value_precision=0,
+                                  componentsProps={"slider": {"min": 0, "max": 99, "step": 1}}),
             on_change=on_change,
         )
-        panel.enum(
-            "keep", ["highest", "lowest"], label="Keep", default=state.get("keep", "highest"),
-            view=types.RadioView(orientation="horizontal"), on_change=on_change,
-        )
-        panel.enum(
-            "selection", list(bridge.SELECTION_MODES), label="Selection", default=state.get("selection", "top"),
-            view=types.DropdownView(), on_change=on_change,
-        )
-        labels = bridge.classification_fields(ctx.view)
+        rates.int("rate_typed", label="or type it", default=state.get("prune_rate", 50), min=0, max=99,
+                  view=types.FieldView(), on_change=on_change)
+        panel.enum("keep", list(bridge.KEEP), label="Keep", default=state.get("keep", "highest"),
+                   view=types.RadioView(orientation="horizontal"), on_change=on_change)
+        panel.enum("selection", list(bridge.SELECTIONS), label="Selection", default=state.get("selection"),
+                   view=types.DropdownView(), on_change=on_change)
+        labels = bridge.classification_fields(base)
         if labels:
-            panel.enum(
-                "label_field", labels, label="Label field", default=state.get("label_field"),
-                view=types.DropdownView(), on_change=on_change,
-            )
-            panel.bool(
-                "stratify", label="Stratify by class", default=bool(state.get("stratify")),
-                view=types.SwitchView(), on_change=on_change,
-            )
-        vectors = bridge.vector_fields(ctx.view)
+            panel.enum("label_field", labels, label="Label field", default=state.get("label_field"),
+                       view=types.DropdownView(), on_change=on_change)
+            panel.bool("stratify", label="Stratify by class", default=bool(state.get("stratify")),
+                       view=types.SwitchView(), on_change=on_change)
+        vectors = bridge.vector_fields(base)
         if vectors:
-            panel.enum(
-                "embeddings_field", vectors, label="Embeddings (map, coverage modes, accuracy curve)",
-                default=state.get("embeddings_field"), view=types.DropdownView(), on_change=on_change,
-            )
-            panel.bool(
-                "show_map", label="Show 2-D map", default=bool(state.get("show_map")),
-                view=types.SwitchView(), on_change=on_change,
-            )
-
-    def on_change_field(self, ctx):
-        ctx.panel.state.score_field = ctx.params.get("value")
-        ctx.panel.state.curve = None
-        ctx.panel.state.message = None
+            panel.enum("embeddings_field", vectors, label="Embeddings (map, coverage-aware selections, curve)",
+                       default=state.get("embeddings_field"), view=types.DropdownView(), on_change=on_change)
+            panel.bool("show_map", label="Show 2-D map", default=bool(state.get("show_map")),
+                       view=types.SwitchView(), on_change=on_change)
 
     def _map(self, panel, ctx, table, mask):
         state = ctx.panel.state
         field = state.get("embeddings_field")
         if not (state.get("show_map") and field):
             return
-        try:
-            with _MAP_LOCK:
-                points = _CACHE.get(
-                    (ctx.dataset.name, "map", field),
-                    lambda: bridge.embedding_map(ctx.dataset, field),
-                )
-        except Exception as error:  # a failed map must not take the histogram down with it
-            panel.view("map_error", types.Warning(label="No 2-D map", description=f"{type(error).__name__}: {error}"))
+        key = (ctx.dataset.name, "map", field)
+        if key not in _CACHE.entries:
+            panel.view("map_loading", types.LoadingView(
+                label=f"Computing the 2-D map of '{field}' (UMAP, once per field; can take a minute)"))
+            panel.view("map_timer", types.TimerView(timeout=50, on_timeout=self.on_compute_map))
             return
-        ids = table.ids
-        rows = np.array([points.index.get(i, -1) for i in ids])
-        has = rows >= 0
-        shown = np.flatnonzero(has)
+        points = _CACHE.get(key, lambda: None)
+        rows = table.map_rows.get(field)
+        if rows is None:  # once per table and field
+            rows = np.fromiter((points.index.get(str(i), -1) for i in table.ids), dtype=np.int64, count=len(table.ids))
+            table.map_rows[field] = rows
+        shown = np.flatnonzero(rows >= 0)
         if len(shown) > _MAP_POINTS:
             shown = shown[np.linspace(0, len(shown) - 1, _MAP_POINTS).astype(int)]
         xy = points.xy[rows[shown]]
@@ -366,54 +475,78 @@ class CoresetExplorer(foo.Panel):
         layout = dict(title=_title(f"2-D map of '{field}' ({points.method})"), height=360,
                       margin=dict(t=40, b=20, l=20, r=20), xaxis=dict(visible=False), yaxis=dict(visible=False),
                       **_LEGEND)
-        panel.plot("map", data=data, layout=layout, config=dict(displayModeBar=False))
+        panel.plot("map", data=data, layout=layout, config=_PLOT_CONFIG)
 
-    def _curve(self, panel, ctx, table):
+    def _curve(self, panel, ctx):
         state = ctx.panel.state
-        if table.labels is None or not state.get("embeddings_field"):
+        if not (state.get("label_field") and state.get("embeddings_field")):
             return
-        curve = state.get("curve")
+        curve = state.get("accuracy")
         if curve:
-            data = [dict(type="scatter", mode="lines+markers", x=curve["rates"], y=curve["accuracy"], name="probe")]
+            data = [dict(type="scatter", mode="lines+markers", x=curve["rates"], y=curve["accuracy"],
+                         name="linear probe")]
             layout = dict(
                 title=_title(f"Estimated accuracy vs pruning rate (linear probe, {curve['held_out']} held-out samples)"),
                 height=260, margin=dict(t=40, b=40, l=50, r=20),
                 xaxis=dict(title=dict(text="pruning rate (%)")), yaxis=dict(title=dict(text="accuracy")),
             )
-            panel.plot("curve", data=data, layout=layout, config=dict(displayModeBar=False))
-        panel.btn(
-            "compute_curve", label="Estimate accuracy vs pruning rate", icon="show_chart",
-            on_click=self.on_compute_curve,
-        )
+            panel.plot("accuracy_plot", data=data, layout=layout, config=_PLOT_CONFIG)
+        panel.btn("compute_curve", label="Estimate accuracy vs pruning rate", icon="show_chart",
+                  on_click=self.on_compute_curve)
 
     def _actions(self, panel, state):
-        actions = panel.h_stack("actions", align_x="left", gap=1)
-        actions.btn("show_kept", label="Show kept", icon="visibility", on_click=self.on_show_kept)
-        actions.btn("show_pruned", label="Show pruned", icon="visibility_off", on_click=self.on_show_pruned)
-        actions.btn("tag_kept", label="Tag kept", icon="sell", on_click=self.on_tag_kept)
-        actions.btn("refresh", label="Refresh", icon="refresh", on_click=self.on_refresh)
-        panel.str("view_name", label="Saved view name", default=state.get("view_name"), on_change=self.on_change_setting)
-        panel.str("tag", label="Tag for 'Tag kept'", default=state.get("tag") or "coreset", on_change=self.on_change_setting)
+        show = panel.h_stack("show", align_x="left", gap=1)
+        show.btn("show_kept", label="Show kept", icon="visibility", on_click=self.on_show_kept)
+        show.btn("show_pruned", label="Show pruned", icon="visibility_off", on_click=self.on_show_pruned)
+        show.btn("sweep_current", label="Sweep the App's current view", icon="sync", on_click=self.on_sweep_current_view)
+        show.btn("refresh", label="Refresh", icon="refresh", on_click=self.on_refresh)
+        tag = panel.h_stack("tagging", align_x="left", align_y="center", gap=1)
+        tag.str("tag", label="Tag", default=state.get("tag") or "coreset", on_change=self.on_change_setting)
+        tag.btn("tag_kept", label="Tag kept", icon="sell", on_click=self.on_tag_kept)
+        save = panel.h_stack("saving", align_x="left", align_y="center", gap=1)
+        save.str("view_name", label="Saved view name", default=state.get("view_name"), on_change=self.on_change_setting)
         label = "Overwrite" if state.get("confirm_overwrite") else "Save as view"
-        panel.btn("save", label=label, icon="save", variant="contained", on_click=self.on_save)
+        save.btn("save", label=label, icon="save", variant="contained", on_click=self.on_save)
 
-def _histogram(scores, mask, threshold, field):
-    edges = np.histogram_bin_edges(scores, bins=_BINS)
-    centres = ((edges[:-1] + edges[1:]) / 2).tolist()
-    kept_counts = np.histogram(scores[mask], bins=edges)[0].tolist()
-    pruned_counts = np.histogram(scores[~mask], bins=edges)[0].tolist()
+
+def _selection_note(selection):
+    if selection in bridge.EMBEDDING_SELECTIONS:
+        return (f"*{selection}*: coverage-aware, driven by the embeddings; the score only breaks ties. "
+                "Pick *top* to keep the best scores.")
+    return None
+
+
+def _reliability_warning(collection, score_field):
+    from ..bridge import runs
+
+    owner = runs.owner_of(collection._root_dataset, score_field)
+    if owner is None or owner[1].get("method") != runs.ZCORE:
+        return None
+    summary = None
+    try:
+        summary = collection._root_dataset.load_run_results(owner[0], load_view=False).summary
+    except Exception:
+        return None
+    return summary.get("warning") if summary else None
+
+
+def _histogram(table, mask, threshold, field):
+    kept_counts = np.bincount(table.bins[mask], minlength=_BINS).tolist()
+    pruned_counts = np.bincount(table.bins[~mask], minlength=_BINS).tolist()
+    centres = ((table.edges[:-1] + table.edges[1:]) / 2).tolist()
     shapes = []
     if threshold is not None:
-        shapes.append(dict(type="line", x0=float(threshold), x1=float(threshold), yref="paper", y0=0, y1=1,
+        shapes.append(dict(type="line", x0=threshold, x1=threshold, yref="paper", y0=0, y1=1,
                            line=dict(color="#d32f2f", width=2, dash="dash")))
+    title = f"'{field}' histogram" + (" (cut dashed)" if threshold is not None else "")
     return dict(
         data=[
             dict(type="bar", name="kept", x=centres, y=kept_counts, marker=dict(color=_KEPT)),
             dict(type="bar", name="pruned", x=centres, y=pruned_counts, marker=dict(color=_PRUNED)),
         ],
-        layout=dict(title=_title(f"'{field}' histogram (cut dashed)"), barmode="stack", height=260, shapes=shapes,
+        layout=dict(title=_title(title), barmode="stack", height=260, shapes=shapes,
                     margin=dict(t=40, b=30, l=40, r=20), bargap=0.05, **_LEGEND),
-        config=dict(displayModeBar=False),
+        config=_PLOT_CONFIG,
     )
 
 
@@ -427,6 +560,6 @@ def _class_bars(classes, codes, mask):
             dict(type="bar", name="kept", x=names, y=kept.tolist(), marker=dict(color=_KEPT)),
         ],
         layout=dict(title=_title("Class balance: kept vs all"), barmode="overlay", height=240,
-                    margin=dict(t=40, b=40, l=40, r=20), **_LEGEND),
-        config=dict(displayModeBar=False),
+                    margin=dict(t=40, b=40, l=40, r=20), xaxis=dict(type="category"), **_LEGEND),
+        config=_PLOT_CONFIG,
     )

@@ -111,3 +111,76 @@ class PanelDriver:
 
     def component(self, name):
         return self.output["type"]["properties"].get(name)
+
+
+def app_execute(operator_uri, view, params):
+    """Executes an operator the way the App does (immediate, generator streamed).
+
+    Returns the list of ``(operator_uri, params)`` the App would be asked to
+    run: ``set_progress``, ``show_output``, ``reload_dataset``, ``notify``...
+    """
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionContext, Executor
+
+    executor = Executor()
+    request = dict(dataset_name=view._root_dataset.name, view=view._serialize(), params=dict(params))
+    ctx = ExecutionContext(request_params=request, executor=executor, operator_uri=operator_uri)
+    operator = foo.get_operator(operator_uri)
+    result = operator.execute(ctx)
+    if hasattr(result, "__next__"):
+        for _ in result:
+            pass
+    return [(r.operator_uri, r.params) for r in executor._requests]
+
+
+def form(operator_uri, view, params=None):
+    """The operator's resolved input form (as the App gets it) and its validation errors."""
+    import asyncio
+
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionContext, ValidationContext
+
+    request = dict(dataset_name=view._root_dataset.name, view=view._serialize(), params=dict(params or {}))
+    ctx = ExecutionContext(request_params=request, operator_uri=operator_uri)
+    operator = foo.get_operator(operator_uri)
+    inputs = operator.resolve_input(ctx)
+    validation = ValidationContext(ctx, inputs, operator)
+    errors = [e.to_json() for e in validation.errors]
+    return inputs.to_json(), errors
+
+
+def fast_dataset(name, vectors, *, labels=None, persistent=True, batch=10_000):
+    """A real FiftyOne dataset of ``len(vectors)`` image samples with an ``emb`` vector field.
+
+    Documents are inserted in FiftyOne's own format in bulk (much faster than
+    ``add_samples`` at 10^5-10^6 samples); ``labels`` adds ``ground_truth``
+    classifications.
+    """
+    import datetime
+
+    import fiftyone as fo
+    import fiftyone.core.utils as fou
+    from bson import ObjectId
+
+    dataset = fo.Dataset(name, persistent=persistent)
+    dataset.add_sample_field("emb", fo.VectorField)
+    if labels is not None:
+        dataset.add_sample_field("ground_truth", fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification)
+    collection = dataset._sample_collection
+    dataset_id = dataset._doc.id
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    for start in range(0, len(vectors), batch):
+        docs = []
+        for i in range(start, min(start + batch, len(vectors))):
+            doc = {
+                "_id": ObjectId(), "filepath": f"/data/img_{i:07d}.png", "tags": [], "_media_type": "image",
+                "_rand": (i * 0.6180339887) % 1.0, "emb": fou.serialize_numpy_array(vectors[i]),
+                "_dataset_id": dataset_id, "created_at": now, "last_modified_at": now,
+            }
+            if labels is not None:
+                doc["ground_truth"] = {"_id": ObjectId(), "_cls": "Classification", "tags": [],
+                                       "label": str(labels[i])}
+            docs.append(doc)
+        collection.insert_many(docs, ordered=False)
+    dataset.reload()
+    return dataset

@@ -85,8 +85,10 @@ def _dataset(make_dataset, digits, *, labels=None, missing_labels=(), missing_em
 
 
 def _run(foo, view, **params):
-    base = dict(embeddings_field="emb", label_field="ground_truth")
-    return foo.execute_operator(MIMIC, ctx=dict(view=view, params={**base, **params})).result
+    """The SDK call: ``foo.get_operator(uri)(collection, embeddings_field, label_field, ...)``."""
+    embeddings_field = params.pop("embeddings_field", "emb")
+    label_field = params.pop("label_field", "ground_truth")
+    return foo.get_operator(MIMIC)(view, embeddings_field, label_field, **params)
 
 
 def _auroc(flipped, scores):
@@ -101,9 +103,9 @@ def _auroc(flipped, scores):
 def test_sdk_call_scores_every_labelled_sample_and_tags_the_flagged_ones(fo, foo, make_dataset, digits):
     _, clean, noisy, _ = digits
     dataset = _dataset(make_dataset, digits)
-    stale = dataset.skip(1).first()
-    stale.tags.append("label_issue")  # a stale tag from an earlier run
-    stale.save()
+    # an earlier run tags other samples (another seed, a subset): its tags must not survive
+    _run(foo, dataset.limit(200), reference="trusted", trusted_tag="trusted", issue_tag="label_issue", seed=9)
+    assert dataset.count_sample_tags()["label_issue"] > 0
 
     result = _run(foo, dataset.view(), reference="trusted", trusted_tag="trusted", issue_tag="label_issue", seed=0)
 
@@ -233,7 +235,7 @@ class _Evil:
         ("pickle_pt", "refusing to load"),
         ("bad_reference", "reference must be one of"),
         ("bad_epochs", "epochs must be a positive integer"),
-        ("bad_score_field", "built-in field"),
+        ("bad_score_field", "plain field name"),
         ("no_embeddings_field", "embeddings_field"),
     ],
 )
@@ -339,7 +341,7 @@ def test_zero_shot_through_the_operator(fo, foo, tiny_embedded):
         embeddings_field="clip", label_field="ground_truth", reference="zero_shot", score_field="zs",
         issue_tag="zs_issue", device="cpu", templates=["a photo of a {}.", "a {}."],
     )
-    result = foo.execute_operator(MIMIC, ctx=dict(view=dataset.view(), params=params)).result
+    result = _run(foo, dataset.view(), **params)
     scores = np.array(dataset.values("zs"), dtype=float)
     assert np.isfinite(scores).all() and result["scored"] == 30
     tagged = np.array(["zs_issue" in t for t in dataset.values("tags")])
@@ -364,12 +366,15 @@ def test_zero_shot_refuses_vectors_that_are_not_the_models(fo, foo, bridge, tiny
         vectors = vectors * 3
     field = f"fake_{case}"
     dataset.set_values(field, list(vectors.astype(np.float32)))
-    bridge.record_run(dataset, field, bridge.EMBEDDINGS_METHOD, dict(embeddings_field=field, model_identity=identity), {})
+    from coreset_curation.bridge import commit, runs
+
+    config = runs.make_config(runs.EMBEDDINGS, embeddings_field=field, model_identity=identity, target_kind="samples")
+    commit.commit(dataset, field, config, dict(summary={}))
     params = dict(embeddings_field=field, label_field="ground_truth", reference="zero_shot", score_field="zs_bad")
     try:
-        with pytest.raises(Exception, match=message):
-            foo.execute_operator(MIMIC, ctx=dict(view=dataset.view(), params=params))
+        with pytest.raises(ValueError, match=message):
+            _run(foo, dataset.view(), **params)
         assert dataset.get_field("zs_bad") is None
     finally:
-        dataset.delete_run(field)
-        dataset.delete_sample_field(field)
+        dataset.delete_run(field)  # its cleanup removes the field too
+        assert dataset.get_field(field) is None

@@ -1,4 +1,4 @@
-"""Coreset Explorer panel driven through a real ExecutionContext (no App)."""
+"""Coreset Explorer panel driven through a real ExecutionContext (no App), on real datasets."""
 
 import importlib
 import math
@@ -15,119 +15,177 @@ def panel_module(bridge):
     return importlib.import_module(bridge.__name__.rsplit(".", 1)[0] + ".panels.coreset_explorer")
 
 
-def _scored_dataset(make_dataset, n=60, labels=True):
-    labels_list = [str(i % 3) for i in range(n)] if labels else None
+@pytest.fixture(scope="module")
+def ops(fo):
+    import fiftyone.operators as foo
+
+    return {name: foo.get_operator(f"{PLUGIN_NAME}/{name}") for name in (
+        "compute_zcore_scores", "compute_mimic_scores", "save_coreset_view", "compute_coreset_order")}
+
+
+def _scored_dataset(make_dataset, n=60, labels=True, classes=("0", "1", "2")):
+    labels_list = [classes[i % len(classes)] for i in range(n)] if labels else None
     dataset = make_dataset(n, labels=labels_list)
     dataset.set_values("score", np.random.default_rng(0).random(n).tolist())
     return dataset
 
 
+def _open(panel_module, view, **settings):
+    driver = PanelDriver(panel_module, view)
+    driver.event("on_load")
+    for path, value in settings.items():
+        driver.event("on_change_setting", path=path, value=value)
+    return driver
+
+
+def _summary(driver):
+    return str(driver.component("summary"))
+
+
 def test_load_picks_the_fields_and_renders_every_part(panel_module, make_dataset):
     dataset = _scored_dataset(make_dataset)
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
+    driver = _open(panel_module, dataset.view(), selection="top")
     assert driver.state["score_field"] == "score"
     assert driver.state["prune_rate"] == 50 and driver.state["keep"] == "highest"
     assert driver.state["label_field"] == "ground_truth"
-    for name in ("score_field", "prune_rate", "histogram", "classes", "summary", "save", "show_kept"):
-        assert driver.component(name) is not None or name in str(driver.output), name
-    assert "Kept 30" in str(driver.component("summary"))
+    for name in ("score_field", "rates", "histogram", "classes", "summary", "saving", "show", "tagging", "sweeping"):
+        assert driver.component(name) is not None, name
+    assert "Kept 30" in _summary(driver) and "score threshold" in _summary(driver)
+    assert "the whole dataset (60 samples)" in str(driver.component("sweeping"))
 
 
-def test_plugin_score_fields_come_first(panel_module, bridge, make_dataset):
-    dataset = _scored_dataset(make_dataset)
-    dataset.set_values("aaa_other", [1.0] * len(dataset))
-    bridge.record_run(dataset, "score", "test", dict(score_field="score"), {})
-    assert bridge.numeric_fields(dataset)[0] == "score"
+def test_the_default_score_is_the_latest_zcore_field_and_the_default_selection_is_shared(
+    panel_module, bridge, ops, make_dataset
+):
+    from coreset_curation.operators.coreset_view import SAVE_DEFAULTS
+
+    dataset = _scored_dataset(make_dataset, 60)
+    dataset.take(15, seed=0).tag_samples("trusted")
+    ops["compute_zcore_scores"](dataset, "emb", n_samples=2000, seed=0)
+    ops["compute_mimic_scores"](dataset, "emb", "ground_truth", trusted_tag="trusted")
+    driver = _open(panel_module, dataset.view())
+    assert driver.state["score_field"] == "zcore_score"  # newer mimic scores are not the default
+    assert bridge.score_fields(dataset)[-1] == "mimic_score"
+    assert driver.state["selection"] == bridge.DEFAULT_SELECTION
+    assert SAVE_DEFAULTS["selection"] in (None, bridge.DEFAULT_SELECTION)
+    assert driver.state["embeddings_field"] == "emb"
 
 
 @pytest.mark.parametrize("rate", [0, 30, 70, 99])
 def test_slider_moves_update_counts_and_histogram(panel_module, make_dataset, rate):
     dataset = _scored_dataset(make_dataset, 57)
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
-    driver.event("on_change_setting", path="prune_rate", value=rate)
+    driver = _open(panel_module, dataset.view(), selection="top", prune_rate=rate)
     kept = 57 - math.floor(rate / 100 * 57)
-    assert f"Kept {kept}" in str(driver.component("summary"))
+    assert f"Kept {kept}" in _summary(driver)
     bars = driver.output["type"]["properties"]["histogram"]["view"]["data"]
     assert sum(bars[0]["y"]) == kept and sum(bars[1]["y"]) == 57 - kept
     assert driver.state["render_ms"] < 1000
 
 
+def test_a_typed_rate_moves_the_slider(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 40)
+    driver = _open(panel_module, dataset.view(), selection="top", rate_typed="75")
+    assert driver.state["prune_rate"] == 75 and "Kept 10" in _summary(driver)
+
+
+def test_the_threshold_and_cut_appear_only_for_score_order(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 40)
+    driver = _open(panel_module, dataset.view(), selection="prototype", embeddings_field="emb")
+    assert "score threshold" not in _summary(driver)
+    histogram = driver.output["type"]["properties"]["histogram"]["view"]
+    assert histogram["layout"]["shapes"] == [] and "cut" not in histogram["layout"]["title"]["text"]
+    assert "the score only breaks ties" in str(driver.component("selection_note"))
+
+
 def test_stratify_and_keep_lowest(panel_module, make_dataset):
     dataset = _scored_dataset(make_dataset, 60)
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
-    driver.event("on_change_setting", path="stratify", value=True)
-    driver.event("on_change_setting", path="keep", value="lowest")
-    driver.event("on_change_setting", path="prune_rate", value=50)
+    driver = _open(panel_module, dataset.view(), selection="top", stratify=True, keep="lowest", prune_rate=50)
     bars = driver.output["type"]["properties"]["classes"]["view"]["data"]
     assert bars[1]["y"] == [10, 10, 10]
 
 
-def test_show_kept_and_pruned_set_the_app_view(panel_module, make_dataset):
+def test_every_class_gets_a_bar_even_with_non_numeric_names(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 30, classes=("7", "photo", "12"))
+    driver = _open(panel_module, dataset.view(), selection="top")
+    classes = driver.output["type"]["properties"]["classes"]["view"]
+    assert sorted(classes["data"][0]["x"]) == ["12", "7", "photo"]
+    assert classes["layout"]["xaxis"]["type"] == "category"
+
+
+def test_show_kept_uses_a_small_match_and_does_not_rebase_the_panel(fo, panel_module, make_dataset):
     dataset = _scored_dataset(make_dataset, 20)
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
+    driver = _open(panel_module, dataset.view(), selection="top", prune_rate=70)
     driver.event("on_show_kept")
-    assert "set_view" in driver.requests
+    request = [r for r in driver.executor._requests if r.operator_uri == "set_view"][0]
+    stages = str(request.params["view"])
+    assert "Match" in stages and "Select" not in stages and len(stages) < 2000
+    shown = fo.DatasetView._build(dataset, request.params["view"])
+    assert len(shown) == 6
+    driver.view = shown  # the App now shows the kept samples and echoes the view change
+    driver.event("on_change_view")
+    assert "Kept 6" in _summary(driver) and "of 20 scored" in _summary(driver)
     driver.event("on_show_pruned")
-    assert "set_view" in driver.requests
+    request = [r for r in driver.executor._requests if r.operator_uri == "set_view"][0]
+    assert len(fo.DatasetView._build(dataset, request.params["view"])) == 14
+
+
+def test_a_view_change_by_the_user_rebases_and_says_so(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 40)
+    driver = _open(panel_module, dataset.view(), selection="top")
+    assert "of 40 scored" in _summary(driver)
+    driver.view = dataset.limit(20)
+    driver.event("on_change_view")
+    assert "of 20 scored" in _summary(driver)
+    assert "now sweeping the view it was opened on (20 samples" in str(driver.component("message")).lower()
+    dataset.set_values("score", [None] * 10 + [0.5] * 30)
+    driver.view = dataset.view()
+    driver.event("on_change_dataset")
+    assert "of 30 scored" in _summary(driver)
 
 
 def test_tag_kept(panel_module, make_dataset):
     dataset = _scored_dataset(make_dataset, 20)
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
-    driver.event("on_change_setting", path="tag", value="keepme")
+    driver = _open(panel_module, dataset.view(), selection="top", tag="keepme")
     driver.event("on_tag_kept")
     assert dataset.match_tags("keepme").count() == 10
 
 
-def test_panel_saves_the_same_coreset_as_the_operator(fo, panel_module, make_dataset):
-    import fiftyone.operators as foo
-
+@pytest.mark.parametrize("selection", ["top", "prototype"])
+def test_panel_saves_the_same_coreset_as_the_operator(fo, panel_module, ops, make_dataset, selection):
     dataset = _scored_dataset(make_dataset, 45)
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
-    driver.event("on_change_setting", path="prune_rate", value=70)
-    driver.event("on_change_setting", path="stratify", value=True)
-    driver.event("on_change_setting", path="view_name", value="from-panel")
+    driver = _open(panel_module, dataset.view(), prune_rate=70, stratify=True, selection=selection,
+                   embeddings_field="emb", view_name="from-panel")
     driver.event("on_save")
-    assert dataset.has_saved_view("from-panel")
-    # The same field, rate and mode through the operator.
-    foo.execute_operator(
-        f"{PLUGIN_NAME}/save_coreset_view",
-        ctx=dict(
-            view=dataset.view(),
-            params=dict(
-                score_field="score", prune_rate=0.7, view_name="from-op", stratify_by="ground_truth", selection="top"
-            ),
-        ),
-    )
+    assert dataset.has_saved_view("from-panel"), driver.state.get("message")
+    ops["save_coreset_view"](dataset, "score", 0.7, "from-op", stratify_by="ground_truth", selection=selection,
+                             embeddings_field="emb")
     panel_ids = sorted(dataset.load_saved_view("from-panel").values("id"))
     assert panel_ids == sorted(dataset.load_saved_view("from-op").values("id"))
     assert len(panel_ids) == 45 - math.floor(0.7 * 45)
 
 
-def test_saving_over_a_taken_name_asks_first(panel_module, make_dataset):
+def test_saving_over_a_name_asks_first_and_never_replaces_a_users_view(panel_module, make_dataset):
     dataset = _scored_dataset(make_dataset, 20)
-    dataset.save_view("taken", dataset.limit(3))
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
-    driver.event("on_change_setting", path="view_name", value="taken")
+    dataset.save_view("mine", dataset.limit(3))
+    driver = _open(panel_module, dataset.view(), selection="top", view_name="core")
     driver.event("on_save")
-    assert len(dataset.load_saved_view("taken")) == 3
+    assert len(dataset.load_saved_view("core")) == 10
+    driver.event("on_change_setting", path="prune_rate", value=80)
+    driver.event("on_change_setting", path="view_name", value="core")
+    driver.event("on_save")
     assert driver.state["confirm_overwrite"] is True and "exists" in driver.state["message"]
-    assert driver.component("save")["view"]["label"] == "Overwrite"
+    assert "Overwrite" in str(driver.component("saving"))
     driver.event("on_save")
-    assert len(dataset.load_saved_view("taken")) == 10
+    assert len(dataset.load_saved_view("core")) == 4
+    driver.event("on_change_setting", path="view_name", value="mine")
+    driver.event("on_save")
+    driver.event("on_save")
+    assert len(dataset.load_saved_view("mine")) == 3 and "did not create" in driver.state["message"]
 
 
 def test_no_numeric_field_offers_to_compute_scores(panel_module, make_dataset):
     dataset = make_dataset(10)
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
+    driver = _open(panel_module, dataset.view())
     button = driver.component("open_zcore")
     assert button["view"]["operator"] == f"{PLUGIN_NAME}/compute_zcore_scores"
     assert "No score field" in str(driver.component("empty"))
@@ -136,58 +194,46 @@ def test_no_numeric_field_offers_to_compute_scores(panel_module, make_dataset):
 def test_missing_scores_are_ignored_and_counted(panel_module, make_dataset):
     dataset = make_dataset(10)
     dataset.set_values("score", [None, None, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
-    summary = str(driver.component("summary"))
-    assert "Kept 4" in summary and "2 without a score" in summary
+    driver = _open(panel_module, dataset.view(), selection="top")
+    assert "Kept 4" in _summary(driver) and "2 without a score" in _summary(driver)
 
 
-def test_changed_view_and_dataset_refresh(panel_module, make_dataset):
+def test_a_large_collection_without_an_order_offers_to_compute_it(panel_module, bridge, make_dataset, monkeypatch):
+    monkeypatch.setattr(panel_module, "AUTO_ORDER_LIMIT", 10)
     dataset = _scored_dataset(make_dataset, 40)
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
-    assert "of 40 scored" in str(driver.component("summary"))
-    driver.view = dataset.limit(20)
-    driver.event("on_change_view")
-    assert "of 20 scored" in str(driver.component("summary"))
-    dataset.set_values("score", [None] * 10 + [0.5] * 30)
-    driver.view = dataset.view()
-    driver.event("on_change_dataset")
-    assert "of 30 scored" in str(driver.component("summary"))
+    driver = _open(panel_module, dataset.view(), selection="top")
+    button = driver.component("compute_order")
+    assert button["view"]["operator"] == f"{PLUGIN_NAME}/compute_coreset_order"
+    assert button["view"]["params"]["score_field"] == "score"
+    assert driver.component("summary") is None
+    bridge.compute_coreset_order(dataset, "score", selection="top")
+    driver.event("on_refresh")
+    assert "Kept 20" in _summary(driver)
 
 
-def test_map_and_accuracy_curve(panel_module, make_dataset):
+def test_the_map_shows_a_spinner_first_then_the_points(panel_module, make_dataset):
     dataset = _scored_dataset(make_dataset, 80)
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
-    driver.event("on_change_setting", path="show_map", value=True)
+    driver = _open(panel_module, dataset.view(), selection="top", show_map=True)
+    assert driver.component("map_loading") is not None
+    timer = driver.component("map_timer")["view"]
+    assert timer["on_timeout"].endswith("#on_compute_map")
+    driver.event("on_compute_map")
     traces = driver.output["type"]["properties"]["map"]["view"]["data"]
     assert [t["name"] for t in traces] == ["pruned", "kept"]
     assert len(traces[1]["x"]) == 40 and len(traces[0]["x"]) == 40
+
+
+def test_the_accuracy_curve_draws_its_traces(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 80)
+    driver = _open(panel_module, dataset.view(), selection="top")
     driver.event("on_compute_curve")
-    curve = driver.state["curve"]
-    assert curve["rates"][0] == 0 and len(curve["accuracy"]) == len(curve["rates"])
-    assert all(a is None or 0 <= a <= 1 for a in curve["accuracy"])
-    assert driver.component("curve") is not None
+    plot = driver.output["type"]["properties"]["accuracy_plot"]["view"]
+    assert plot["data"][0]["x"] == [0, 10, 30, 50, 70, 90]
+    assert all(a is None or 0 <= a <= 1 for a in plot["data"][0]["y"])
+    assert "accuracy_plot" not in driver.state  # no state key shadows the plot's data
 
 
-def test_panel_and_operator_agree_on_a_coverage_mode(fo, panel_module, make_dataset):
-    import fiftyone.operators as foo
-
-    dataset = _scored_dataset(make_dataset, 50)
-    driver = PanelDriver(panel_module, dataset.view())
-    driver.event("on_load")
-    for path, value in (("prune_rate", 60), ("selection", "prototype"), ("view_name", "panel-proto")):
-        driver.event("on_change_setting", path=path, value=value)
-    driver.event("on_save")
-    foo.execute_operator(
-        f"{PLUGIN_NAME}/save_coreset_view",
-        ctx=dict(
-            view=dataset.view(),
-            params=dict(score_field="score", prune_rate=0.6, view_name="op-proto", selection="prototype",
-                        embeddings_field="emb"),
-        ),
-    )
-    panel_ids = sorted(dataset.load_saved_view("panel-proto").values("id"))
-    assert panel_ids == sorted(dataset.load_saved_view("op-proto").values("id"))
-    assert len(panel_ids) == 20
+def test_plots_do_not_zoom_on_the_mouse_wheel(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 20)
+    driver = _open(panel_module, dataset.view(), selection="top")
+    assert driver.output["type"]["properties"]["histogram"]["view"]["config"]["scrollZoom"] is False
