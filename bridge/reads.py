@@ -44,7 +44,7 @@ def _get(doc, path):
 
 
 def _cursor(collection, paths):
-    project = {p: True for p in paths}
+    project = {p: True for p in paths} or {"_id": True}
     return collection._aggregate(post_pipeline=[{"$project": project}])
 
 

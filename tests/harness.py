@@ -149,32 +149,40 @@ def form(operator_uri, view, params=None):
     return inputs.to_json(), errors
 
 
-def fast_dataset(name, vectors, *, labels=None, persistent=True, batch=10_000):
+def fast_dataset(name, vectors, *, labels=None, persistent=True):
     """A real FiftyOne dataset of ``len(vectors)`` image samples with an ``emb`` vector field.
 
     Documents are inserted in FiftyOne's own format in bulk (much faster than
     ``add_samples`` at 10^5-10^6 samples); ``labels`` adds ``ground_truth``
     classifications.
     """
-    import datetime
-
     import fiftyone as fo
-    import fiftyone.core.utils as fou
-    from bson import ObjectId
 
     dataset = fo.Dataset(name, persistent=persistent)
     dataset.add_sample_field("emb", fo.VectorField)
     if labels is not None:
         dataset.add_sample_field("ground_truth", fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification)
+    add_fast_samples(dataset, vectors, labels=labels)
+    return dataset
+
+
+def add_fast_samples(dataset, vectors, *, labels=None, start=0, batch=10_000):
+    """Appends samples ``start, start + 1, ...`` with the given vectors (and labels) in bulk."""
+    import datetime
+
+    import fiftyone.core.utils as fou
+    from bson import ObjectId
+
     collection = dataset._sample_collection
     dataset_id = dataset._doc.id
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    for start in range(0, len(vectors), batch):
+    for first in range(0, len(vectors), batch):
         docs = []
-        for i in range(start, min(start + batch, len(vectors))):
+        for i in range(first, min(first + batch, len(vectors))):
+            k = start + i
             doc = {
-                "_id": ObjectId(), "filepath": f"/data/img_{i:07d}.png", "tags": [], "_media_type": "image",
-                "_rand": (i * 0.6180339887) % 1.0, "emb": fou.serialize_numpy_array(vectors[i]),
+                "_id": ObjectId(), "filepath": f"/data/img_{k:07d}.png", "tags": [], "_media_type": "image",
+                "_rand": ((k + 1) * 0.6180339887) % 1.0 or 0.5, "emb": fou.serialize_numpy_array(vectors[i]),
                 "_dataset_id": dataset_id, "created_at": now, "last_modified_at": now,
             }
             if labels is not None:
