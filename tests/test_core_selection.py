@@ -1,11 +1,11 @@
-"""Tests of core.selection: exact kept counts, stratification, determinism, errors."""
+"""Tests of core.selection (the per-rate prefix of core.order): counts, stratification, determinism, errors."""
 
 import math
 
 import numpy as np
 import pytest
 
-import core.selection as sel
+from core.order import coreset_order
 from core.selection import (
     DEFAULT_SELECTION,
     EMBEDDING_SELECTIONS,
@@ -104,23 +104,40 @@ def test_seeded_determinism(mode):
     np.testing.assert_array_equal(c, d)
 
 
-@pytest.mark.parametrize("mode", ["ccs", "prototype", "coverage"])
-def test_seed_changes_randomised_modes(mode):
-    scores, emb = _data(300, d=6, seed=9)
-    runs = {tuple(select_coreset(scores, 0.9, selection=mode, embeddings=emb, seed=s)) for s in range(4)}
-    assert len(runs) > 1
+def test_select_coreset_is_the_sorted_order_prefix():
+    scores, emb = _data(200, d=5, seed=3)
+    labels = np.arange(200) % 3
+    for mode in SELECTIONS:
+        for stratify in (False, True):
+            order = coreset_order(scores, embeddings=emb, mode=mode, labels=labels, stratify=stratify, seed=4)
+            previous = None
+            for rate in (0.0, 0.3, 0.5, 0.9, 0.99):
+                kept = select_coreset(
+                    scores, rate, selection=mode, embeddings=emb, labels=labels, stratify=stratify, seed=4
+                )
+                np.testing.assert_array_equal(kept, np.sort(order[: kept_count(200, rate)]))
+                if previous is not None:
+                    assert set(kept) <= set(previous), "nested across rates"
+                previous = kept
 
 
-def test_class_budgets_largest_remainder():
-    # floors drop 5 + 2 + 1 = 8 of floor(0.5 * 18) = 9: the extra drop goes to the
-    # earliest class with the largest fractional part (class 1: 2.5 -> drop 3)
-    np.testing.assert_array_equal(class_budgets([10, 5, 3], 0.5), [5, 2, 2])
-    # 0.3 * (7, 7, 7) = 2.1 each: floors drop 6, the total is floor(6.3) = 6
+def test_rounding_fix():
+    # floor(0.29 * 100) is 28 in floating point; 29 are pruned as written
+    assert len(select_coreset(np.arange(100.0), 0.29)) == 71
+    assert kept_count(100, 0.29) == 71
+
+
+def test_class_budgets_quota_rule():
+    # kept 9 of (10, 5, 3): exact shares 5, 2.5, 1.5; the stratified order's
+    # prefix of 9 is 0 1 0 2 0 1 0 0 1 (classes), i.e. 5, 3, 1
+    np.testing.assert_array_equal(class_budgets([10, 5, 3], 0.5), [5, 3, 1])
+    # 0.3 * 21 = 6.3 -> 15 kept of (7, 7, 7): 5 each
     np.testing.assert_array_equal(class_budgets([7, 7, 7], 0.3), [5, 5, 5])
-    # larger fraction wins: 0.45 * (9, 11) = 4.05, 4.95 -> floors 4 + 4, total floor(9) = 9
+    # kept 2 of (1, 3): shares 0.5 and 1.5; both candidates for position 2 are
+    # due, the second sample of class 1 must be placed by position 3, the single
+    # sample of class 0 only by position 4
+    np.testing.assert_array_equal(class_budgets([1, 3], 0.5), [0, 2])
     np.testing.assert_array_equal(class_budgets([9, 11], 0.45), [5, 6])
-    # a class is emptied only when nothing else has a remainder
-    np.testing.assert_array_equal(class_budgets([1, 3], 0.5), [1, 1])
 
 
 @pytest.mark.parametrize("rate", RATES)
@@ -128,12 +145,12 @@ def test_class_budgets_largest_remainder():
 def test_class_budgets_exact_total(rate, sizes):
     budgets = class_budgets(sizes, rate)
     n = sum(sizes)
-    assert budgets.sum() == n - math.floor(rate * n)
+    kept = kept_count(n, rate)
+    assert budgets.sum() == kept == n - math.floor(round(rate * n, 9))
     sizes = np.array(sizes)
     assert np.all(budgets <= sizes) and np.all(budgets >= 0)
-    # every class within one sample of its exact share, pruned at most one extra
-    assert np.all(np.abs(budgets - (1 - rate) * sizes) < 1)
-    assert np.all(budgets >= sizes - np.floor(rate * sizes) - 1)
+    # every class less than one sample from its exact share of the kept total
+    assert np.all(np.abs(budgets - kept * sizes / n) < 1)
 
 
 @pytest.mark.parametrize("mode", SELECTIONS)
@@ -149,9 +166,13 @@ def test_stratified_counts_and_rates(mode, rate):
     n = len(labels)
     assert len(kept) == n - math.floor(rate * n)
     assert len(np.unique(kept)) == len(kept)
-    for name, size in sizes.items():
+    names = list(dict.fromkeys(labels))  # classes in order of first occurrence
+    budgets = class_budgets([sizes[k] for k in names], rate)
+    for name, budget in zip(names, budgets):
+        size = sizes[name]
         got = int((labels[kept] == name).sum())
-        assert abs(got - (1 - rate) * size) < 1, (name, got)
+        assert abs(got - len(kept) * size / n) < 1, (name, got)
+        assert got == budget
 
 
 def test_stratified_top_is_per_class_top():
@@ -237,29 +258,6 @@ def test_cluster_mode_balances_and_uses_scores():
     assert abs(int((blob[kept] == 0).sum()) - 20) <= 2
 
 
-def test_prototype_takes_central_samples_at_high_rate():
-    # one blob per prototype: the kept sample is the one nearest the blob centre
-    emb, blob = _blobs(per=25)
-    kept = select_coreset(np.zeros(len(blob)), 1 - 4 / len(blob), selection="prototype", embeddings=emb)
-    for b in range(4):
-        members = np.flatnonzero(blob == b)
-        centre = emb[members].mean(0)
-        nearest = members[np.argmin(((emb[members] - centre) ** 2).sum(1))]
-        assert nearest in kept
-
-
-def test_coverage_guard_skips_planted_outliers():
-    emb, _ = _blobs(per=50)
-    rng = np.random.default_rng(3)
-    outliers = rng.uniform(200, 400, (4, 2))
-    emb = np.concatenate([emb, outliers])
-    scores = np.zeros(len(emb))
-    kept = select_coreset(scores, 1 - 8 / len(emb), selection="coverage", embeddings=emb)
-    assert not set(kept) & set(range(200, 204))
-    # plain k-center greedy would take them: the guard is what keeps them out
-    assert sel._outlier_mask(emb)[200:].all()
-
-
 def test_duplicates_do_not_break_counts():
     base = np.random.default_rng(0).normal(size=(5, 3))
     emb = np.repeat(base, 20, axis=0)  # 100 rows, 5 distinct
@@ -271,26 +269,3 @@ def test_duplicates_do_not_break_counts():
     # the first 5 prototypes are the 5 distinct points
     kept = select_coreset(scores, 0.95, selection="prototype", embeddings=emb)
     assert len({tuple(e) for e in emb[kept]}) == 5
-
-
-@pytest.mark.parametrize("mode", sorted(EMBEDDING_SELECTIONS))
-def test_blocked_path(mode, monkeypatch):
-    monkeypatch.setattr(sel, "BLOCK_SIZE", 64)
-    scores, emb = _data(500, d=3, seed=8)
-    for rate in (0.3, 0.9):
-        a = select_coreset(scores, rate, selection=mode, embeddings=emb, seed=2)
-        b = select_coreset(scores, rate, selection=mode, embeddings=emb, seed=2)
-        assert len(a) == 500 - math.floor(rate * 500)
-        assert len(np.unique(a)) == len(a)
-        np.testing.assert_array_equal(a, b)
-
-
-def test_ccs_spreads_over_score_strata():
-    # CCS keeps samples across the whole score range, top keeps only the best
-    scores = np.linspace(0, 1, 1000)
-    kept_top = select_coreset(scores, 0.9)
-    kept_ccs = select_coreset(scores, 0.9, selection="ccs", seed=0)
-    assert scores[kept_top].min() > 0.89
-    assert scores[kept_ccs].min() < 0.1
-    # the most extreme beta fraction is dropped at high pruning rates
-    assert scores[kept_ccs].max() < 1 - sel.ccs_beta(0.9) + 1e-9
