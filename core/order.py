@@ -552,7 +552,8 @@ def _split_blocks(emb, pos, rng, report):
         km = KMeans(n_clusters=k, n_init=1, max_iter=50, random_state=int(rng.integers(2**31)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning on duplicate points
-            km.fit(np.asarray(emb[pos[fit]], dtype=np.float32))
+            # a float64 copy of the subsample only: sklearn's float32 path upcasts in slow chunks
+            km.fit(np.asarray(emb[pos[fit]], dtype=np.float64))
         centers = km.cluster_centers_.astype(np.float32)
         c2 = (centers * centers).sum(1)
         lab = np.empty(m, dtype=np.int64)
