@@ -717,15 +717,38 @@ def _coverage_block(x, pri, rng):
     return np.concatenate([_farthest_first(dist, first, inlier, pri), late])
 
 
+def _kmeans_seeds(d2, k, rng):
+    """k-means++ seeding (Arthur and Vassilvitskii) on a squared-distance matrix."""
+    n = len(d2)
+    seeds = [int(rng.integers(n))]
+    closest = d2[seeds[0]].copy()
+    for _ in range(1, k):
+        total = closest.sum()
+        if total <= 0:  # every sample sits on a seed (duplicates): any unused one
+            j = int(np.flatnonzero(~np.isin(np.arange(n), seeds))[0])
+        else:
+            j = int(np.searchsorted(np.cumsum(closest), rng.random() * total, side="right"))
+            j = min(j, n - 1)
+        seeds.append(j)
+        np.minimum(closest, d2[j], out=closest)
+    return np.asarray(seeds, dtype=np.int64)
+
+
 def _cluster_block(x, pri, rng):
-    """k-means, best score first inside a cluster, clusters merged by quota."""
+    """k-means, best score first inside a cluster, clusters merged by the quota rule."""
     from sklearn.cluster import KMeans
 
     n = len(x)
     k = max(1, min(n, int(round(n / CLUSTER_SIZE))))
     if k == 1:
         return np.argsort(pri, kind="stable")
-    km = KMeans(n_clusters=k, n_init=1, random_state=int(rng.integers(2**31)))
+    d2 = _distances(x)
+    d2 *= d2
+    # k-means++ seeds from the block's distances (sklearn's own seeding costs more
+    # than the Lloyd iterations here), then Lloyd
+    init = x[_kmeans_seeds(d2, k, rng)]
+    del d2
+    km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=100)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning on duplicate points
         lab = km.fit_predict(x)

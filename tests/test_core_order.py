@@ -114,7 +114,7 @@ def test_nested_prefixes_and_counts(mode):
 
 @pytest.mark.parametrize("mode", ORDERS)
 def test_deterministic(mode):
-    scores, emb = _data(300, d=6, seed=9)
+    scores, emb = _data(160, d=6, seed=9)
     a = coreset_order(scores, embeddings=emb, mode=mode, seed=11)
     b = coreset_order(scores.copy(), embeddings=emb.copy(), mode=mode, seed=11)
     np.testing.assert_array_equal(a, b)
@@ -126,7 +126,7 @@ def test_deterministic(mode):
 
 @pytest.mark.parametrize("mode", ["ccs", "coverage", "cluster"])
 def test_seed_changes_randomised_modes(mode):
-    scores, emb = _data(300, d=6, seed=9)
+    scores, emb = _data(160, d=6, seed=9)
     runs = {tuple(coreset_order(scores, embeddings=emb, mode=mode, seed=s)[:30]) for s in range(4)}
     assert len(runs) > 1
 
