@@ -47,9 +47,10 @@ rates, of the per-rate prototype's mean accuracy minus the default order's
 95 %, of the default order's mean minus the better of k-center greedy and
 random (target: above 0).
 
-Run: ``.venv/bin/python bench/coreset_quality.py`` (about 2 minutes on 2 cores
-once the ZCore scores are cached; the 3 ZCore runs at 1e6 iterations add
-about 30 s the first time; ``--variants`` adds about 2 minutes).
+Run: ``.venv/bin/python bench/coreset_quality.py`` (about 2 minutes on 2 quiet
+cores once the ZCore scores are cached, 3 ZCore runs at 1e6 iterations add
+about 30 s the first time, ``--variants`` adds about 1.5 minutes; 14 minutes
+in all on a busy shared machine).
 """
 
 import argparse

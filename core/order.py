@@ -68,7 +68,11 @@ Larger inputs are split by hierarchical k-means (at most :data:`BRANCH`
 clusters per split, fitted on a subsample, assigned in chunks) and the block
 orders merged by the quota rule, so memory is O(n + BLOCK_SIZE^2) on top of
 the embeddings (which are never copied whole nor converted to float64; each
-block is copied to float64) and time about O(n * BLOCK_SIZE * d).
+block is copied to float64) and time about O(n * BLOCK_SIZE * d). Measured
+with ``bench/order_speed.py`` on 1,000,000 x 512 float32 clustered data
+(1.91 GiB) on 2 shared cores: ``"prototype"`` 143 s, ``"coverage"`` 60 s,
+``"cluster"`` 252 s, ``"ccs"`` 1.7 s, ``"top"`` 0.6 s; peak RSS 2.52 GiB
+(1.32x the matrix, the matrix included).
 """
 
 import heapq
