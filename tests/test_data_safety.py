@@ -466,3 +466,19 @@ def test_every_method_is_a_run_that_fiftyone_lists_renames_and_deletes(fo, ops, 
     dataset.delete_run("zcore_v1")
     assert dataset.get_field("zcore_score") is None
     assert dataset.get_field("mimic_score") is not None
+
+
+def test_a_fresh_process_resolves_the_run_records_and_cleans_up(fo, ops, make_dataset):
+    """With the plugin installed as the package coreset_curation (scripts/setup.sh does it)."""
+    dataset = make_dataset(20)
+    ops["compute_zcore_scores"](dataset, "emb", n_samples=500)
+    code = (
+        "import fiftyone as fo;"
+        f"d = fo.load_dataset({dataset.name!r});"
+        "print(type(d.get_run_info('zcore_score').config).__name__);"
+        "d.delete_run('zcore_score');"
+        "print(d.get_field('zcore_score') is None)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
+                         check=True)
+    assert out.stdout.split() == ["ZCoreRunConfig", "True"], out.stderr[-2000:]

@@ -1,5 +1,12 @@
-"""Coreset selection: turn per-sample scores (and optionally embeddings) into
-the positions to keep at a given pruning rate.
+"""Reference copy of the per-rate coreset selection the plugin had (core/selection.py)
+before the nested coreset orders (core/order.py) replaced it.
+
+Bench-only: ``bench/coreset_quality.py`` uses it for the "per-rate prototype"
+reference row. The code is unchanged except that :func:`kept_count` is
+core.order's (same counts, with the floating-point rounding fix), so both
+sides of a comparison keep exactly the same number of samples.
+
+Original module docstring follows.
 
 Pure numpy / scikit-learn; no FiftyOne import.
 
@@ -56,6 +63,8 @@ import warnings
 
 import numpy as np
 
+from coreset_curation.core.order import kept_count as _kept_count
+
 __all__ = [
     "DEFAULT_SELECTION",
     "SELECTIONS",
@@ -82,9 +91,9 @@ GUARD_MADS = 6.0
 
 
 def kept_count(n, prune_rate):
-    """Number of samples kept out of ``n``: ``n - floor(prune_rate * n)``."""
+    """Number of samples kept out of ``n``: core.order.kept_count."""
     _check_rate(prune_rate)
-    return int(n) - int(math.floor(prune_rate * n))
+    return _kept_count(n, prune_rate)
 
 
 def class_budgets(sizes, prune_rate):
