@@ -82,6 +82,8 @@ import warnings
 import numba
 import numpy as np
 
+from . import KERNEL_CACHE, params
+
 __all__ = [
     "ORDERS",
     "DEFAULT_ORDER",
@@ -125,18 +127,18 @@ _ROWS = 32768  # rows per chunk when scanning the embeddings
 def kept_count(n, prune_rate):
     """Number of samples kept out of ``n`` at ``prune_rate``: ``n - floor(prune_rate * n)``.
 
-    The product is snapped to the nearest integer when it is within 1e-9
+    The product is snapped to the nearest integer when it is within 1e-6
     (relative) of it, so ``prune_rate=0.29`` with ``n=100`` prunes 29 as
-    written (floating point computes 28.999999999999996). At least one sample
-    is kept whenever ``n > 0``.
+    written (floating point computes 28.999999999999996; a float32 0.29 gives
+    28.99999917). At least one sample is kept whenever ``n > 0``.
     """
-    _check_rate(prune_rate)
+    prune_rate = _check_rate(prune_rate)
     n = int(n)
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}")
     x = float(prune_rate) * n
     r = round(x)
-    drop = r if abs(x - r) <= 1e-9 * max(1.0, x) else math.floor(x)
+    drop = r if abs(x - r) <= 1e-6 * max(1.0, x) else math.floor(x)
     return n - min(int(drop), max(n - 1, 0))
 
 
@@ -219,23 +221,16 @@ def coreset_order(
     """
     scores = _check_scores(scores)
     n = len(scores)
-    if mode not in ORDERS:
-        raise ValueError(f"mode must be one of {ORDERS}, got {mode!r}")
-    if keep not in ("highest", "lowest"):
-        raise ValueError(f"keep must be 'highest' or 'lowest', got {keep!r}")
+    mode = params.choice("mode", mode, ORDERS)
+    keep = params.choice("keep", keep, ("highest", "lowest"))
     if mode in EMBEDDING_ORDERS and embeddings is None:
         raise ValueError(
             f"mode={mode!r} needs embeddings (an array of shape (n, d)); "
             "pass embeddings= or use mode='top' or 'ccs'"
         )
     emb = None if embeddings is None else _check_embeddings(embeddings, n)
-    if seed is None:
-        seed = 0
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
-    if progress is not None and not callable(progress):
-        raise ValueError("progress must be a callable taking a fraction in [0, 1]")
+    seed = 0 if seed is None else params.seed(seed)  # deterministic by default: an order is reproducible
+    progress = params.callback("progress", progress)
     if stratify:
         if labels is None:
             raise ValueError("stratify=True needs labels (one per score)")
@@ -265,12 +260,7 @@ def coreset_order(
 
 
 def _check_rate(prune_rate):
-    try:
-        ok = 0 <= prune_rate < 1
-    except TypeError:
-        ok = False
-    if not ok or isinstance(prune_rate, (bool, str)):
-        raise ValueError(f"prune_rate must be a number in [0, 1), got {prune_rate!r}")
+    return params.fraction("prune_rate", prune_rate)
 
 
 def _check_scores(scores):
@@ -614,7 +604,7 @@ def _guarded(dist, pri):
     return ~out, late[np.lexsort((pri[late], kd[late]))]
 
 
-@numba.njit(nogil=True, cache=False)
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
 def _facility_location(sim, count, allowed, priority):  # pragma: no cover - numba
     """Greedy facility location on a symmetric similarity matrix.
 
@@ -660,7 +650,7 @@ def _facility_location(sim, count, allowed, priority):  # pragma: no cover - num
     return out[:k]
 
 
-@numba.njit(nogil=True, cache=False)
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
 def _farthest_first(dist, prefix, allowed, priority):  # pragma: no cover - numba
     """``prefix``, then farthest-first over the rest of ``allowed``.
 

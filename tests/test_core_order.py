@@ -81,10 +81,14 @@ def test_kept_count_rounding_fix():
         assert counts[0] == n and counts[-1] >= 1
 
 
-@pytest.mark.parametrize("rate", [1, 1.0, 1.5, -0.1, float("nan"), "0.5", None, True])
+@pytest.mark.parametrize("rate", [1, 1.0, 1.5, -0.1, float("nan"), "half", None, True])
 def test_bad_prune_rate(rate):
     with pytest.raises(ValueError, match="prune_rate"):
         kept_count(5, rate)
+
+
+def test_numeric_strings_and_numpy_rates_are_accepted():
+    assert kept_count(100, "0.29") == kept_count(100, np.float32(0.29)) == 71
 
 
 # ------------------------------------------------------- every mode's order
@@ -320,7 +324,7 @@ def test_other_bad_arguments():
         unhashable[i] = [i]
     with pytest.raises(ValueError, match="labels must be hashable"):
         coreset_order(scores, mode="top", labels=unhashable, stratify=True)
-    for seed in (-1, 1.5, "0", True):
+    for seed in (-1, 1.5, "zero", True, 2**32):
         with pytest.raises(ValueError, match="seed"):
             coreset_order(scores, mode="top", seed=seed)
     with pytest.raises(ValueError, match="progress"):
