@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python demo.py [--app] [--n-samples N]
 Needs no network and no model weights (embeddings are a PCA of the pixels).
+Runs the operators through their SDK calls, ``foo.get_operator(uri)(dataset, ...)``.
 """
 
 import argparse
@@ -77,31 +78,22 @@ def main():
     dataset = build_dataset(fo, ROOT / "demo_data" / "digits")
     print(f"dataset '{dataset.name}': {len(dataset)} digit images, embeddings 'pca_embeddings' (PCA-32)")
 
-    scores = foo.execute_operator(
-        "@coreset/curation/compute_zcore_scores",
-        ctx=dict(
-            view=dataset.view(),
-            params=dict(embeddings_field="pca_embeddings", n_samples=args.n_samples, seed=0),
-        ),
-    ).result
+    zcore = foo.get_operator("@coreset/curation/compute_zcore_scores")
+    scores = zcore(dataset, "pca_embeddings", n_samples=args.n_samples, seed=0)
     print(
         f"ZCore: scored {scores['scored']} samples, {scores['n_samples_used']:,} iterations in "
         f"{scores['seconds']:.1f} s, split-half reliability {scores['reliability']}"
     )
+    if scores["warning"]:
+        print(f"  warning: {scores['warning']}")
 
     view_name = f"coreset-{round(args.prune_rate * 100)}"
-    saved = foo.execute_operator(
-        "@coreset/curation/save_coreset_view",
-        ctx=dict(
-            view=dataset.view(),
-            params=dict(
-                score_field="zcore_score", prune_rate=args.prune_rate, view_name=view_name, overwrite=True
-            ),
-        ),
-    ).result
+    save = foo.get_operator("@coreset/curation/save_coreset_view")
+    saved = save(dataset, "zcore_score", args.prune_rate, view_name, overwrite=True)
     coreset = dataset.load_saved_view(view_name)
     balance = coreset.count_values("ground_truth.label")
-    print(f"saved view '{view_name}': kept {saved['kept']}, pruned {saved['pruned']} (selection '{saved['selection']}')")
+    print(f"saved view '{view_name}': kept {saved['kept']}, pruned {saved['pruned']} (selection '{saved['selection']}', "
+          f"order '{saved['rank_field']}')")
     print("kept per class: " + ", ".join(f"{k}:{balance[k]}" for k in sorted(balance)))
     print(f"done in {time.perf_counter() - start:.1f} s")
 

@@ -205,3 +205,24 @@ def test_bad_input_is_refused_with_a_clear_message(embeddings, kwargs, message):
 def test_constant_embeddings_give_zero_scores():
     scores = zcore.zcore_scores(np.ones((6, 3)), n_samples=200, random_init=False, seed=0)
     assert scores.shape == (6,) and np.isfinite(scores).all()
+
+
+def test_kernels_load_from_the_disk_cache_in_a_fresh_process(tmp_path):
+    """numba compiles the kernels once per machine: a second process loads them from disk."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from harness import plugin_package; plugin_package()\n"
+        "import numpy as np\n"
+        "from coreset_curation.core import zcore, zcore_cpu\n"
+        "zcore.zcore_run(np.random.default_rng(0).normal(size=(50, 4)), n_samples=200, seed=0, device='cpu')\n"
+        "kernels = [zcore_cpu.run_iterations, zcore.prepare_iterations]\n"
+        "print(sum(len(k.stats.cache_hits) for k in kernels), sum(len(k.stats.cache_misses) for k in kernels))\n"
+    ) % os.path.dirname(__file__)
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    hits, misses = map(int, runs[1].stdout.split()[-2:])
+    assert hits >= 2 and misses == 0, runs[1].stdout
