@@ -2,9 +2,9 @@
 
 import re
 
-import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+import fiftyone.zoo as foz
 
 from .. import bridge
 from ..bridge import embeddings as E
@@ -12,31 +12,19 @@ from .common import as_list, bridge_kwargs, choice, defaults_of, invalid, sdk_kw
 from .progress import long_running_config, queue, run, summary_view
 
 DEFAULTS = defaults_of(bridge.compute_embeddings)
-ROWS = (
-    ("embeddings_fields", "Fields written"),
-    ("models", "Models"),
-    ("embedded", "Vectors written"),
-    ("skipped_existing", "Skipped (already embedded)"),
-    ("failed", "Not embedded (unreadable images; a rerun retries them)"),
-    ("embedding_dims", "Dimensions"),
-    ("seconds", "Seconds"),
-)
-_LABELS = (fo.Detection, fo.Detections, fo.Polyline, fo.Polylines)
+ROWS = (("embeddings_fields", "Fields written"), ("models", "Models"), ("embedded", "Vectors written"),
+        ("skipped_existing", "Skipped (already embedded)"), ("embedding_dims", "Dimensions"),
+        ("failed", "Not embedded (unreadable images; a rerun retries them)"), ("seconds", "Seconds"))
 
 
 class ComputeEmbeddings(foo.Operator):
     @property
     def config(self):
-        return long_running_config(
-            "compute_embeddings", "Compute embeddings",
-            "Embeddings from FiftyOne zoo models (open_clip with a tag or a local checkpoint, DINOv2, ResNet, ...)",
-        )
+        return long_running_config("compute_embeddings", "Compute embeddings", "Embeddings from FiftyOne zoo models "
+                                   "(open_clip with a tag or a local checkpoint, DINOv2, ResNet, ...)")
 
     def __call__(self, sample_collection, model=DEFAULTS["model"], embeddings_field=None, *, delegate=False, **kwargs):
-        """Embeds ``sample_collection`` (see ``bridge.compute_embeddings``); returns the summary.
-
-        With ``delegate=True`` the run is queued as a delegated operation (zoo model names only).
-        """
+        """``bridge.compute_embeddings`` of ``sample_collection``; ``delegate=True`` queues it (zoo models only)."""
         kwargs = sdk_kwargs(bridge.compute_embeddings, kwargs)
         if not delegate:
             return bridge.compute_embeddings(sample_collection, model, embeddings_field, **kwargs)
@@ -48,11 +36,10 @@ class ComputeEmbeddings(foo.Operator):
         inputs, view, params = types.Object(), ctx.target_view(), ctx.params
         bridge.recover(ctx.dataset)
         models = as_list(params.get("model")) or [DEFAULTS["model"]]
-        props = dict(model=inputs.list(
-            "model", types.String(), default=[DEFAULTS["model"]], label="Models",
-            description="Zoo models with embeddings; each writes its own field",
-            view=types.AutocompleteView(choices=[types.Choice(n, label=n) for n in E.embedding_models()]),
-        ))
+        zoo = [types.Choice(n, label=n) for n in foz.list_zoo_models(tags="embeddings")]
+        props = dict(model=inputs.list("model", types.String(), default=[DEFAULTS["model"]], label="Models",
+                                       description="Zoo models with embeddings; each writes its own field",
+                                       view=types.AutocompleteView(choices=zoo)))
         if E.OPEN_CLIP in models:
             import open_clip
 
@@ -63,42 +50,35 @@ class ComputeEmbeddings(foo.Operator):
             props["pretrained"] = inputs.str(
                 "pretrained", default=DEFAULTS["pretrained"], label="Pretrained weights",
                 description="A tag of this architecture (downloaded on first use), or the path of a local checkpoint",
-                view=types.AutocompleteView(choices=[types.Choice(t, label=t) for t in tags], allow_user_input=True),
-            )
-        props["embeddings_field"] = inputs.list(
-            "embeddings_field", types.String(), default=[E.default_field(m) for m in models],
-            label="Embeddings fields", description="One per model, in the same order")
+                view=types.AutocompleteView(choices=[types.Choice(t, label=t) for t in tags], allow_user_input=True))
+        props["embeddings_field"] = inputs.list("embeddings_field", types.String(), label="Embeddings fields",
+                                                default=[E.default_field(m) for m in models],
+                                                description="One per model, in the same order")
         if hasattr(view, "patches_field"):
             inputs.view("patches", types.Notice(label=f"One vector per object of '{view.patches_field}', on its label"))
         else:
-            fields = sorted(view.get_field_schema(embedded_doc_type=_LABELS))
-            props["patches_field"] = choice(inputs, "patches_field", fields, label="Objects (optional)",
-                                            description="Embed the objects of this label field instead of the images")
+            props["patches_field"] = choice(inputs, "patches_field", sorted(view.get_field_schema(
+                embedded_doc_type=E.LABEL_TYPES)), label="Objects (optional)", description="Embed the objects of "
+                "this label field instead of the images")
         inputs.bool("skip_existing", default=DEFAULTS["skip_existing"], label="Skip items that already have a vector",
                     description="Resumes an interrupted run; off recomputes the view with the same model")
         inputs.bool("normalize", default=DEFAULTS["normalize"], label="L2-normalize the vectors")
         inputs.int("batch_size", default=DEFAULTS["batch_size"], label="Batch size")
         inputs.int("num_workers", label="Image-loading workers", description="Empty: FiftyOne's choice; 0 in-process")
         choice(inputs, "device", ["auto", "cpu", "cuda", "mps"], default=DEFAULTS["device"], label="Device")
-        try:
-            kwargs = bridge_kwargs(E.plan, params, skip=("model",))
-            plans = E.plan(view, models, **kwargs)[2]
-            problems = [E.offline_problem(p) for p in plans]
-            if any(problems):
-                raise ValueError(next(m for m in problems if m))
+        try:  # what can be known before running marks its field invalid, and Execute is disabled
+            plans = E.plan(view, models, **bridge_kwargs(E.plan, params, skip=("model",)))[1]
+            problem = next((m for m in map(E.offline_problem, plans) if m), None)
+            if problem:
+                raise ValueError(problem)
         except ValueError as error:
-            name = re.match(r"\w+", str(error)).group()
-            invalid(props.get(name, props["model"]), str(error))
+            invalid(props.get(re.match(r"\w*", str(error)).group(), props["model"]), str(error))
         return types.Property(inputs, view=types.View(label="Compute embeddings"))
 
     def execute(self, ctx):
         view, kwargs = ctx.target_view(), bridge_kwargs(bridge.compute_embeddings, ctx.params)
-        return run(
-            ctx,
-            lambda progress: bridge.compute_embeddings(view, progress=progress, **kwargs),
-            label="Embeddings",
-            outputs=lambda ctx, summary: summary_view("Embeddings written", ROWS, summary),
-        )
+        return run(ctx, lambda progress: bridge.compute_embeddings(view, progress=progress, **kwargs),
+                   label="Embeddings", outputs=lambda ctx, summary: summary_view("Embeddings written", ROWS, summary))
 
     def resolve_output(self, ctx):
         return summary_view("Embeddings written", ROWS, {k: 1 for k, _ in ROWS})

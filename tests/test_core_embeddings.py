@@ -150,7 +150,7 @@ class _Evil:
     "case,message",
     [
         ("unknown_architecture", r"^clip_model: 'ViT-B-3' is not an open_clip architecture \(close matches: ViT-B-32"),
-        ("lowercase_architecture", r"close matches: ViT-B-32"),
+        ("lowercase_architecture", r"close matches: .*ViT-B-32"),
         ("unknown_tag", r"^pretrained: 'laion2b_nope' is neither a pretrained tag of ViT-B-32 \(tags: .*openai"),
         ("missing_file", r"^pretrained: '.*nope.pt' is neither a pretrained tag"),
         ("directory", r"^pretrained: '.*' is neither a pretrained tag"),
