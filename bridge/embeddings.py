@@ -67,7 +67,7 @@ def compute_embeddings(collection, model=OPEN_CLIP, embeddings_field=None, *, cl
 def plan(collection, model=OPEN_CLIP, embeddings_field=None, *, clip_model="ViT-B-32",
          pretrained="laion2b_s34b_b79k", patches_field=None, normalize=True):
     """Checks models and fields, loading nothing: ``(images view, one plan per field)`` or a ValueError."""
-    view, patches_field = _images(collection, patches_field)
+    view, patches_field, record = _images(collection, patches_field)
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     fields = embeddings_field if isinstance(embeddings_field, (list, tuple)) else [embeddings_field] * len(models)
     fields = [runs.check_field_name(f or default_field(m), "embeddings_field") for f, m in zip(fields, models)]
@@ -77,7 +77,7 @@ def plan(collection, model=OPEN_CLIP, embeddings_field=None, *, clip_model="ViT-
     for p, name in zip(plans, fields):
         p.path = view._get_label_field_path(patches_field, name)[1] if patches_field else name
         p.kind = "patches" if patches_field else target_of(view).kind
-        p.key, p.patches_field = p.path.replace(".", "_"), patches_field
+        p.key, p.patches_field, p.record = p.path.replace(".", "_"), patches_field, record
         _check_field(view, p)
     return view, plans
 
@@ -89,9 +89,8 @@ def embeddings_model_identity(collection, embeddings_field):
 
 
 def zero_shot_text(collection, embeddings_field, class_names, templates, *, device="auto"):
-    """``(text, logit_scale, model)``: per class the float32 unit mean of its unit prompt embeddings
-    (``template.format(name)``) by the text tower of the zoo model recorded for ``embeddings_field``, that model's
-    ``exp(logit_scale)`` (CLIP's 100 if it has none), and the model's name."""
+    """``(text, logit_scale, model)``: per class, the float32 unit mean of its unit prompt embeddings by the text tower
+    of the zoo model recorded for ``embeddings_field``; that model's ``exp(logit_scale)`` (CLIP's 100 if none); its name."""
     identity = embeddings_model_identity(collection, embeddings_field) or {}
     if not identity.get("zoo_model"):
         raise ValueError(f"embeddings_field '{embeddings_field}' was not computed by compute_embeddings with a zoo "
@@ -99,13 +98,11 @@ def zero_shot_text(collection, embeddings_field, class_names, templates, *, devi
                          "recompute the embeddings with compute_embeddings and a zoo model name")
     p = _spec(dict(name=identity["zoo_model"], **identity["kwargs"]), None, None, identity["normalize"])
     if p.identity != identity:
-        raise ValueError(f"zero_shot: checkpoint {p.kwargs['pretrained']} changed since '{embeddings_field}' was "
-                         "computed (its sha256 differs); restore it or recompute the embeddings")
+        raise ValueError(f"zero_shot: {p.kwargs['pretrained']} changed since '{embeddings_field}' was computed; restore it")
     model = _load(p, _device(device))
     if not getattr(model, "can_embed_prompts", False):
         raise ValueError(f"reference='zero_shot' needs a model with a text tower, and '{embeddings_field}' was "
                          f"computed by {p.label}, which has none; use reference='trusted' or 'checkpoint'")
-    templates = list(templates)
     config = model.config if hasattr(getattr(model, "config", None), "text_prompt") else types.SimpleNamespace()
     with model, fou.SetAttributes(config, text_prompt=""):  # open_clip's wrapper would prepend "A photo of"
         text = _unit(np.asarray(model.embed_prompts([t.format(c) for c in class_names for t in templates]), np.float32))
@@ -155,10 +152,12 @@ def _spec(model, clip_model, pretrained, normalize):
 
 
 def _images(collection, patches_field):
-    """The images to run on (for a patches view, its objects' images) and the objects' label field."""
-    if hasattr(collection, "patches_field"):  # its patches field is the one to embed
-        patches_field, ids = collection.patches_field, collection.values(f"{collection.patches_field}.id")
-        collection = collection._source_collection.select_labels(ids=ids, fields=patches_field)
+    """The images to run on, the label field of the objects to embed, and the collection to record the run on."""
+    record = collection
+    if hasattr(collection, "patches_field"):  # a patches view: its objects, on the images they come from
+        patches_field, record = collection.patches_field, collection._source_collection
+        ids = collection.values(f"{patches_field}.id") if collection._stages else None  # filtered: these objects
+        collection = record if ids is None else record.select_labels(ids=ids, fields=patches_field)
     if collection.media_type == "video" or getattr(collection, "_is_patches", False):
         raise ValueError("compute_embeddings embeds images or their objects: for videos run it on "
                          "dataset.to_frames(sample_frames=True), for objects on dataset.to_patches(field)")
@@ -168,7 +167,7 @@ def _images(collection, patches_field):
     label_type = getattr(collection.get_field(str(patches_field)), "document_type", 0) if patches_field else None
     if patches_field is not None and label_type not in LABEL_TYPES:
         raise ValueError(f"patches_field: {patches_field!r} is not a Detection(s) or Polyline(s) field of this view")
-    return collection, patches_field
+    return collection, patches_field, record
 
 
 def _check_field(view, p):
@@ -203,7 +202,8 @@ def offline_problem(p):
     import open_clip
     from huggingface_hub import try_to_load_from_cache
 
-    repo, file = os.path.split(open_clip.get_pretrained_cfg(p.kwargs["clip_model"], p.kwargs["pretrained"])["hf_hub"])
+    cfg = open_clip.get_pretrained_cfg(p.kwargs["clip_model"], p.kwargs["pretrained"])
+    repo, file = os.path.split(cfg.get("hf_hub", ""))  # tags with a plain URL fail fast offline (no retries)
     files = (file or "open_clip_pytorch_model.bin", "open_clip_model.safetensors")
     if not repo or any(isinstance(try_to_load_from_cache(repo, f), str) for f in files):
         return None
@@ -307,7 +307,7 @@ def _record(view, p, status, summary):
         runs.EMBEDDINGS, embeddings_field=p.path, target_kind=p.kind, patches_field=p.patches_field, model=p.label,
         model_identity=p.identity, embedding_dim=summary["embedding_dim"], status=status,
         versions=dict(fiftyone=fo.__version__, open_clip=version("open_clip_torch")))
-    commit(view, p.key, config, dict(summary=summary))
+    commit(p.record, p.key, config, dict(summary=summary))
 
 
 def _unit(x):

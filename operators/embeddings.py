@@ -68,8 +68,7 @@ class ComputeEmbeddings(foo.Operator):
         choice(inputs, "device", ["auto", "cpu", "cuda", "mps"], default=DEFAULTS["device"], label="Device")
         try:  # what can be known before running marks its field invalid, and Execute is disabled
             plans = E.plan(view, models, **bridge_kwargs(E.plan, params, skip=("model",)))[1]
-            problem = next((m for m in map(E.offline_problem, plans) if m), None)
-            if problem:
+            for problem in filter(None, map(E.offline_problem, plans)):
                 raise ValueError(problem)
         except ValueError as error:
             invalid(props.get(re.match(r"\w*", str(error)).group(), props["model"]), str(error))

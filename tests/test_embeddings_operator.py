@@ -195,6 +195,7 @@ def test_patch_embeddings_one_distinct_vector_per_object(fo, foo, bridge, ckpt, 
     assert again["total"] == 12 and again["embedded"] == 6 and again["skipped_existing"] == 6
     np.testing.assert_allclose(np.stack(dataset.to_patches("ground_truth").values("ground_truth.clip_embeddings")),
                                vectors, atol=1e-6)
+    assert _run(foo, dataset.to_patches("ground_truth"), clip_model=TINY, pretrained=ckpt)["skipped_existing"] == 18
     dataset.delete_run("ground_truth_detections_clip_embeddings")
     assert "ground_truth.detections.clip_embeddings" not in dataset.get_field_schema(flat=True)
     assert dataset.count("ground_truth.detections") == 18  # the labels themselves are kept
