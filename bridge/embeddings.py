@@ -235,7 +235,7 @@ def _load(p, device):
         while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 8:
             chain.append(cause)
         text = " | ".join(f"{type(e).__module__}.{type(e).__name__}: {e}" for e in chain)
-        reason = (str(chain[-1]).strip().splitlines() or [type(chain[-1]).__name__])[0][:200]
+        reason = next((str(e).strip().splitlines()[0] for e in chain[::-1] if str(e).strip()), repr(error))[:200]
         path = p.kwargs["pretrained"] if p.name == OPEN_CLIP and os.path.isfile(p.kwargs["pretrained"]) else None
         if path and re.search(r"Unsupported global|unsupported class", text):
             message = (f"pretrained: refusing {path}: it holds Python objects besides tensors and loading it would "

@@ -375,13 +375,14 @@ def test_form_offers_zoo_models_and_marks_bad_input_before_running(fo, foo, tiny
     assert props["embeddings_field"].default == ["clip_embeddings", "dinov2_vits14_torch_embeddings"]
     assert not any(getattr(p, "invalid", False) for p in props.values())
 
-    props = _form(foo, dataset, model=["open-clip-torch"], clip_model="ViT-B-32", pretrained="laion2b_s34b_b79k")
-    if not props["pretrained"].invalid:
-        pytest.skip("huggingface.co is reachable or the weights are cached: the offline check does not apply")
-    assert "pass pretrained=<path of a local checkpoint file>" in props["pretrained"].error_message
-
     _run(foo, dataset.view(), clip_model=TINY, pretrained=ckpt, num_workers=0)
     props = _form(foo, dataset, clip_model=TINY, pretrained=other)
     assert props["embeddings_field"].invalid and "mixing models" in props["embeddings_field"].error_message
     props = _form(foo, dataset, view=dataset.to_patches("ground_truth"), clip_model=TINY, pretrained=ckpt)
     assert "patches" in props and "patches_field" not in props and not props["embeddings_field"].invalid
+
+    props = _form(foo, dataset, model=["open-clip-torch"], clip_model="ViT-B-32", pretrained="laion2b_s34b_b79k",
+                  embeddings_field=["b32"])
+    if not props["pretrained"].invalid:
+        pytest.skip("huggingface.co is reachable or the weights are cached: the offline check does not apply")
+    assert "pass pretrained=<path of a local checkpoint file>" in props["pretrained"].error_message
