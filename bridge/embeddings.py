@@ -1,346 +1,314 @@
-"""Image embeddings of a collection with an open_clip model.
+"""Embeddings with FiftyOne's zoo models and its ``compute_embeddings`` / ``compute_patch_embeddings``; added here:
+the model identity in a run record per field, no two models in one field, resuming (items without a vector are
+embedded), unreadable files counted and reported, float32 (optionally unit) vectors."""
 
-Vectors are written chunk by chunk, so an interrupted run keeps what it
-computed and a rerun with ``skip_existing=True`` embeds only the samples whose
-field is still empty. The model's identity is recorded with the run, so later
-operators (e.g. mimic's zero-shot reference) can reload the same model with
-:func:`embeddings_model_identity`.
-
-``core.embeddings`` (torch, open_clip) is imported lazily: loading the plugin
-stays cheap.
-"""
-
+import difflib
+import hashlib
+import os
+import re
+import socket
 import time
+import types
+from importlib.metadata import version
 
 import numpy as np
+from PIL import Image
 
-import fiftyone.core.fields as fof
+import fiftyone as fo
+import fiftyone.core.models as fom
+import fiftyone.core.utils as fou
+import fiftyone.zoo as foz
+from fiftyone import ViewField as F
 
+from ..core import params
 from . import runs
-from .commit import commit
+from .commit import _Locks, commit, lock_keys, recover
+from .progress import phases
+from .targets import is_vector_field, target_of
 
-EMBEDDINGS_METHOD = runs.EMBEDDINGS
+OPEN_CLIP = "open-clip-torch"
 DEFAULT_EMBEDDINGS_FIELD = "clip_embeddings"
-DEFAULT_CHUNK_SIZE = 1024
-_BUILTIN = ("id", "filepath", "tags", "metadata", "created_at", "last_modified_at", "frames")
-_MAX_EXAMPLES = 5
+LABEL_TYPES = (fo.Detection, fo.Detections, fo.Polyline, fo.Polylines)
+_SHA = {}
 
 
-def _core():
-    from ..core import embeddings
+def default_field(model):
+    """``clip_embeddings`` for open_clip, else ``<zoo name or class>_embeddings``."""
+    name = model.get("name") if isinstance(model, dict) else model if isinstance(model, str) else type(model).__name__
+    return DEFAULT_EMBEDDINGS_FIELD if name == OPEN_CLIP else re.sub(r"\W+", "_", str(name)).lower() + "_embeddings"
 
-    return embeddings
 
+def compute_embeddings(collection, model=OPEN_CLIP, embeddings_field=None, *, clip_model="ViT-B-32",
+                       pretrained="laion2b_s34b_b79k", patches_field=None, batch_size=32, num_workers=None,
+                       device="auto", skip_existing=True, normalize=True, progress=None):
+    """Embeds the images of ``collection`` (or the objects of a patches view / ``patches_field``, on their labels).
 
-def compute_embeddings(
-    collection,
-    model="ViT-B-32",
-    pretrained="laion2b_s34b_b79k",
-    *,
-    embeddings_field=DEFAULT_EMBEDDINGS_FIELD,
-    batch_size=32,
-    num_workers=2,
-    device="auto",
-    skip_existing=True,
-    normalize=True,
-    chunk_size=DEFAULT_CHUNK_SIZE,
-    progress=None,
-):
-    """Embeds the images of a collection with an open_clip model.
-
-    Args:
-        collection: a dataset or view of images (for videos, run on
-            ``dataset.to_frames(sample_frames=True)``)
-        model: an open_clip architecture name, e.g. ``"ViT-B-32"``
-        pretrained: a pretrained tag of that architecture (downloaded on first
-            use) or the path of a local checkpoint file
-        embeddings_field: the vector field to write
-        batch_size, num_workers, device, normalize: see ``core.embeddings``
-        skip_existing: embed only the samples whose field is None
-        chunk_size: samples written to the database at a time
-        progress: optional callable receiving the fraction done in [0, 1]
-
-    Returns:
-        a summary dict: embedded, skipped_existing, failed, failed_examples,
-        total, embedding_dim, seconds, ...
+    ``model``: a zoo model name, a dict ``{"name": <zoo name>, **load_zoo_model kwargs}``, a FiftyOne ``Model``, or
+    a list of these, each with its own ``embeddings_field`` (default :func:`default_field`). ``clip_model`` and
+    ``pretrained`` (a tag or a checkpoint path) apply to ``open-clip-torch``. ``progress`` may raise to cancel.
     """
     start = time.perf_counter()
-    _check_collection(collection)
-    _check_field_name(embeddings_field)
-    field = _check_vector_field(collection, embeddings_field)
-    _check_int(batch_size, "batch_size", 1)
-    _check_int(num_workers, "num_workers", 0)
-    _check_int(chunk_size, "chunk_size", 1)
-    if progress is not None and not callable(progress):
-        raise ValueError("progress must be a callable taking a fraction in [0, 1], or None")
+    recover(collection._root_dataset)
+    kw = dict(batch_size=params.integer("batch_size", batch_size, minimum=1), skip_failures=True,
+              num_workers=params.optional(params.integer, "num_workers", num_workers, minimum=0))
+    skip_existing, report = params.boolean("skip_existing", skip_existing), phases(params.callback("progress", progress))
+    view, plans = plan(collection, model, embeddings_field, clip_model=clip_model, pretrained=pretrained,
+                       patches_field=patches_field, normalize=params.boolean("normalize", normalize))
+    models = [_load(p, _device(device)) for p in plans]  # all models load before any field is written
+    s = [_embed(view, p, m, kw, skip_existing, report(k / len(plans), (k + 1) / len(plans)))
+         for k, (p, m) in enumerate(zip(plans, models))]
+    return dict(embeddings_fields=[p.path for p in plans], models=[x["model"] for x in s], target_kind=plans[0].kind,
+                embedding_dims=[x["embedding_dim"] for x in s], total=s[0]["total"], failed=max(x["failed"] for x in s),
+                embedded=sum(x["embedded"] for x in s), skipped_existing=sum(x["skipped_existing"] for x in s),
+                failed_examples=[e for x in s for e in x["failed_examples"]][:5],
+                seconds=round(time.perf_counter() - start, 3), per_field={p.path: x for p, x in zip(plans, s)})
 
-    E = _core()
-    identity = E.model_identity(model, pretrained)  # validates model and pretrained
-    identity["normalize"] = bool(normalize)
-    dim = identity["embedding_dim"]
 
-    existing_ids = _existing_ids(collection, embeddings_field, field) if skip_existing else set()
-    warning = _check_compatible(collection, embeddings_field, field, identity, skip_existing, existing_ids)
-
-    ids, paths = collection.values(["id", "filepath"])
-    pending = [(i, p) for i, p in zip(ids, paths) if i not in existing_ids]
-    as_list = isinstance(field, fof.ListField)
-
-    params = dict(
-        embeddings_field=embeddings_field,
-        model=model,
-        pretrained=identity["pretrained"],
-        embedding_dim=dim,
-        model_identity=identity,
-        normalize=bool(normalize),
-        skip_existing=bool(skip_existing),
-        batch_size=int(batch_size),
-        view_stages=[str(s) for s in getattr(collection, "_stages", [])],
-    )
-    summary = dict(
-        embeddings_field=embeddings_field,
-        model=model,
-        pretrained=identity["pretrained"],
-        embedding_dim=dim,
-        total=len(ids),
-        embedded=0,
-        skipped_existing=len(ids) - len(pending),
-        failed=0,
-        failed_examples=[],
-        device=None,
-        seconds=0.0,
-        status="completed",
-    )
-    if warning:
-        summary["warning"] = warning
-    if not pending:
-        if progress is not None:
-            progress(1.0)
-        summary["seconds"] = round(time.perf_counter() - start, 3)
-        if embeddings_model_identity(collection, embeddings_field) is None:
-            _record(collection, params, summary)
-        return summary
-
-    loaded = E.load_model(model, pretrained, device=device)  # refuses bad checkpoints
-    summary["device"] = str(loaded.device)
-    _record(collection, params, dict(summary, status="running"))
-
-    buffer = {}
-
-    def flush():
-        if buffer:
-            _write(collection, embeddings_field, buffer)
-            summary["embedded"] += len(buffer)
-            buffer.clear()
-
-    pending_ids = [i for i, _ in pending]
-    try:
-        for positions, vectors, failed in E.iter_embeddings(
-            [p for _, p in pending],
-            loaded,
-            batch_size=int(batch_size),
-            num_workers=int(num_workers),
-            normalize=normalize,
-            progress=progress,
-        ):
-            for pos, vector in zip(positions.tolist(), vectors):
-                buffer[pending_ids[pos]] = vector.tolist() if as_list else vector
-            for pos, error in failed:
-                summary["failed"] += 1
-                if len(summary["failed_examples"]) < _MAX_EXAMPLES:
-                    summary["failed_examples"].append(dict(filepath=pending[pos][1], error=error[:300]))
-            if len(buffer) >= chunk_size:
-                flush()
-    except BaseException as error:
-        # keep what was computed: a rerun with skip_existing=True resumes from here
-        try:
-            flush()
-            summary.update(status="interrupted", error=f"{type(error).__name__}: {error}")
-            summary["seconds"] = round(time.perf_counter() - start, 3)
-            _record(collection, params, summary)
-        except Exception:
-            pass
-        raise
-    flush()
-    summary["seconds"] = round(time.perf_counter() - start, 3)
-    _record(collection, params, summary)
-    return summary
+def plan(collection, model=OPEN_CLIP, embeddings_field=None, *, clip_model="ViT-B-32",
+         pretrained="laion2b_s34b_b79k", patches_field=None, normalize=True):
+    """Checks models and fields, loading nothing: ``(images view, one plan per field)`` or a ValueError."""
+    view, patches_field, record = _images(collection, patches_field)
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    fields = embeddings_field if isinstance(embeddings_field, (list, tuple)) else [embeddings_field] * len(models)
+    fields = [runs.check_field_name(f or default_field(m), "embeddings_field") for f, m in zip(fields, models)]
+    if not models or len(fields) != len(models) or len(set(fields)) != len(fields):
+        raise ValueError(f"embeddings_field: pass one distinct field per model ({len(models)} models, got {fields})")
+    plans = [_spec(m, clip_model, pretrained, normalize) for m in models]
+    for p, name in zip(plans, fields):
+        p.path = view._get_label_field_path(patches_field, name)[1] if patches_field else name
+        p.kind = "patches" if patches_field else target_of(view).kind
+        p.key, p.patches_field, p.record = p.path.replace(".", "_"), patches_field, record
+        _check_field(view, p)
+    return view, plans
 
 
 def embeddings_model_identity(collection, embeddings_field):
-    """The model that computed ``embeddings_field``, or None if not recorded.
-
-    Returns a dict with ``architecture``, ``pretrained`` (a tag or the
-    absolute checkpoint path), ``embedding_dim``, ``normalize``, and
-    ``checkpoint_sha256`` for checkpoint files; pass ``architecture`` and
-    ``pretrained`` to ``core.embeddings.load_model`` to reload the model.
-    """
-    if not isinstance(embeddings_field, str):
-        return None
+    """The identity of the model recorded for ``embeddings_field`` (a dict), or None."""
     found = runs.plugin_runs(collection, runs.EMBEDDINGS, embeddings_field=embeddings_field)
-    if not found:
-        return None
-    identity = found[0][1].get("model_identity")
-    return dict(identity) if identity else None
+    return dict(found[0][1]["model_identity"]) if found and found[0][1].get("model_identity") else None
 
 
 def zero_shot_text(collection, embeddings_field, class_names, templates, *, device="auto"):
-    """Text embeddings of the class prompts with the model that computed ``embeddings_field``.
-
-    Returns ``(text, logit_scale, model)``: the (C, D) L2-normalised mean of
-    each class's prompt embeddings (``template.format(name)`` per template),
-    the model's logit scale, and a dict naming the model.
-    """
-    identity = embeddings_model_identity(collection, embeddings_field)
-    if not identity or not identity.get("architecture"):
-        raise ValueError(
-            f"embeddings_field '{embeddings_field}' was not computed by compute_embeddings (no model is "
-            "recorded for it); zero_shot needs that model's text tower. Use reference='trusted' or "
-            "'checkpoint', or recompute the embeddings with compute_embeddings"
-        )
-    E = _core()
-    arch, pretrained = identity["architecture"], identity.get("pretrained")
-    try:
-        loaded = E.load_model(arch, pretrained, device=device)
-    except (ValueError, RuntimeError) as err:
-        raise ValueError(
-            f"zero_shot: could not reload {arch} / {pretrained}, the model that computed '{embeddings_field}': {err}"
-        ) from err
-    recorded_sha = identity.get("checkpoint_sha256")
-    loaded_sha = loaded.identity.get("checkpoint_sha256")
-    if recorded_sha and loaded_sha and recorded_sha != loaded_sha:
-        raise ValueError(
-            f"zero_shot: the checkpoint {pretrained!r} changed since '{embeddings_field}' was computed "
-            "(sha256 differs); recompute the embeddings or restore the checkpoint"
-        )
-    text = E.text_embeddings(list(class_names), loaded, tuple(templates))
-    return text, E.logit_scale(loaded), dict(architecture=arch, pretrained=pretrained)
+    """``(text, logit_scale, model)``: per class, the float32 unit mean of its unit prompt embeddings by the text tower
+    of the zoo model recorded for ``embeddings_field``; that model's ``exp(logit_scale)`` (CLIP's 100 if none); its name."""
+    identity = embeddings_model_identity(collection, embeddings_field) or {}
+    if not identity.get("zoo_model"):
+        raise ValueError(f"embeddings_field '{embeddings_field}' was not computed by compute_embeddings with a zoo "
+                         "model, so no text tower is recorded for it; use reference='trusted' or 'checkpoint', or "
+                         "recompute the embeddings with compute_embeddings and a zoo model name")
+    p = _spec(dict(name=identity["zoo_model"], **identity["kwargs"]), None, None, identity["normalize"])
+    if p.identity != identity:
+        raise ValueError(f"zero_shot: {p.kwargs['pretrained']} changed since '{embeddings_field}' was computed; restore it")
+    model = _load(p, _device(device))
+    if not getattr(model, "can_embed_prompts", False):
+        raise ValueError(f"reference='zero_shot' needs a model with a text tower, and '{embeddings_field}' was "
+                         f"computed by {p.label}, which has none; use reference='trusted' or 'checkpoint'")
+    config = model.config if hasattr(getattr(model, "config", None), "text_prompt") else types.SimpleNamespace()
+    with model, fou.SetAttributes(config, text_prompt=""):  # open_clip's wrapper would prepend "A photo of"
+        text = _unit(np.asarray(model.embed_prompts([t.format(c) for c in class_names for t in templates]), np.float32))
+    scale = getattr(getattr(model, "_model", None), "logit_scale", None)
+    text = _unit(text.reshape(len(class_names), len(templates), -1).mean(1))
+    return text, float(scale.detach().exp()) if scale is not None else 100.0, dict(zoo_model=p.name, **p.kwargs)
 
 
-# -- checks -------------------------------------------------------------------
+def _spec(model, clip_model, pretrained, normalize):
+    """How to load a model, and what identifies it: zoo name and weights, or class and a hash of the weights."""
+    if isinstance(model, fom.Model):
+        net, h = getattr(model, "_model", None), hashlib.sha256()
+        for name, t in (net.state_dict() if hasattr(net, "state_dict") else {}).items():
+            h.update(name.encode() + t.detach().float().cpu().numpy().tobytes())
+        label = f"{type(model).__module__}.{type(model).__name__}"
+        return types.SimpleNamespace(model=model, name=None, kwargs={}, label=label, identity=dict(
+            model_class=label, weights_sha256=h.hexdigest(), normalize=normalize))
+    kwargs = {k: v for k, v in model.items() if k != "name"} if isinstance(model, dict) else {}
+    name = model.get("name") if isinstance(model, dict) else model
+    if name not in (zoo := foz.list_zoo_models(tags="embeddings")):
+        close = ", ".join(difflib.get_close_matches(str(name), zoo, 5, 0.5)) or "none"
+        raise ValueError(f"model: {name!r} is not a zoo model with embeddings (close matches: {close}); pass a "
+                         "name from foz.list_zoo_models(tags='embeddings') or a Model object")
+    p = types.SimpleNamespace(model=None, name=name, kwargs=kwargs, label=name,
+                              identity=dict(zoo_model=name, kwargs=kwargs, normalize=normalize))
+    if name != OPEN_CLIP:
+        return p
+    import open_clip
+
+    arch, tag = kwargs.setdefault("clip_model", clip_model), kwargs.setdefault("pretrained", pretrained)
+    if arch not in open_clip.list_models():
+        close = ", ".join(difflib.get_close_matches(str(arch), open_clip.list_models(), 5, 0.5)) or "none"
+        raise ValueError(f"clip_model: {arch!r} is not an open_clip architecture (close matches: {close}); "
+                         "see open_clip.list_models()")
+    tags, p.label = open_clip.list_pretrained_tags_by_model(arch), f"{name} ({arch}, {tag})"
+    if tag not in tags and not (isinstance(tag, (str, os.PathLike)) and os.path.isfile(tag)):
+        raise ValueError(f"pretrained: {tag!r} is neither a pretrained tag of {arch} (tags: {', '.join(tags) or 'none'})"
+                         " nor a checkpoint file; pass a tag or the path of a local checkpoint file")
+    if tag not in tags:  # a local checkpoint: its content identifies it
+        path = kwargs["pretrained"] = os.path.abspath(os.fspath(tag))
+        key = (path, os.stat(path).st_size, os.stat(path).st_mtime_ns)
+        if key not in _SHA:
+            with open(path, "rb") as f:
+                _SHA[key] = hashlib.file_digest(f, "sha256").hexdigest()
+        p.identity["checkpoint_sha256"], p.label = _SHA[key], f"{name} ({arch}, {path})"
+    return p
 
 
-def _check_collection(collection):
-    media_type = collection.media_type
-    if media_type == "video":
-        raise ValueError(
-            "compute_embeddings embeds images, and this is a video dataset. Convert the videos to "
-            "frames and run on the frames view: frames = dataset.to_frames(sample_frames=True), then "
-            "compute_embeddings(frames, ...) (in the App: open the frames view, then run the operator)"
-        )
-    if media_type == "group":
-        raise ValueError(
-            "compute_embeddings needs images, and this is a grouped dataset: select an image slice, "
-            "e.g. dataset.select_group_slices(media_type='image')"
-        )
+def _images(collection, patches_field):
+    """The images to run on, the label field of the objects to embed, and the collection to record the run on."""
+    record = collection
+    if hasattr(collection, "patches_field"):  # a patches view: its objects, on the images they come from
+        patches_field, record = collection.patches_field, collection._source_collection
+        ids = collection.values(f"{patches_field}.id") if collection._stages else None  # filtered: these objects
+        collection = record if ids is None else record.select_labels(ids=ids, fields=patches_field)
+    if collection.media_type == "video" or getattr(collection, "_is_patches", False):
+        raise ValueError("compute_embeddings embeds images or their objects: for videos run it on "
+                         "dataset.to_frames(sample_frames=True), for objects on dataset.to_patches(field)")
+    target_of(collection, "compute_embeddings")  # refuses clips, groups and dynamic groups with a sentence
     if len(collection) == 0:
         raise ValueError("The view is empty: select the images to embed")
-    if media_type != "image":
-        raise ValueError(f"compute_embeddings embeds images; this collection's media type is {media_type!r}")
+    label_type = getattr(collection.get_field(str(patches_field)), "document_type", 0) if patches_field else None
+    if patches_field is not None and label_type not in LABEL_TYPES:
+        raise ValueError(f"patches_field: {patches_field!r} is not a Detection(s) or Polyline(s) field of this view")
+    return collection, patches_field, record
 
 
-def _check_field_name(name):
-    if (
-        not isinstance(name, str)
-        or not name.isidentifier()
-        or name.startswith("_")
-        or name in _BUILTIN
-    ):
-        raise ValueError(
-            "embeddings_field must be a plain field name (letters, digits, '_'; no leading '_', "
-            f"not a built-in field such as 'filepath'), got {name!r}"
-        )
+def _check_field(view, p):
+    field = target_of(view).get_field(p.path)  # other runs write scores, never vectors
+    if field is not None and not is_vector_field(field):
+        raise ValueError(f"embeddings_field: '{p.path}' already exists as a {type(field).__name__}; choose another name")
+    runs.check_run_key(view, p.key, runs.EMBEDDINGS, "embeddings_field")
+    was = embeddings_model_identity(view, p.path)
+    if field is None or was == p.identity or not view._dataset.count(p.path):
+        return
+    if was is None:
+        raise ValueError(f"embeddings_field: '{p.path}' holds vectors that compute_embeddings did not record; "
+                         "choose another name (they are kept)")
+    was = ", ".join(map(str, [was.get("zoo_model") or was.get("model_class"), *was.get("kwargs", {}).values()]))
+    raise ValueError(f"embeddings_field: '{p.path}' holds embeddings of another model ({was}), not {p.label}; mixing "
+                     "models in one field makes distances meaningless. Choose another field, or delete the old run "
+                     f"first (dataset.delete_run('{p.key}') removes its vectors)")
 
 
-def _is_vector_field(field):
-    return isinstance(field, (fof.VectorField, fof.ArrayField)) or (
-        isinstance(field, fof.ListField) and isinstance(field.field, (fof.FloatField, fof.IntField))
-    )
+def _device(device):
+    if device != "auto" and not re.fullmatch(r"cpu|mps|cuda(:\d+)?", str(device)):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps', got {device!r}")
+    if str(device).startswith("cuda") and not __import__("torch").cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available; use 'auto' or 'cpu'")
+    return device
 
 
-def _check_vector_field(collection, name):
-    field = collection._dataset.get_field(name)
-    if field is not None and not _is_vector_field(field):
-        raise ValueError(
-            f"embeddings_field: field '{name}' already exists as a {type(field).__name__}, not a vector "
-            "field; choose another name or delete that field first"
-        )
-    return field
+def offline_problem(p):
+    """One sentence if plan ``p`` is an open_clip tag whose weights are not cached and cannot be downloaded."""
+    if p.name != OPEN_CLIP or os.path.isfile(p.kwargs["pretrained"]):
+        return None  # other zoo models fail fast when offline, and _load translates their errors
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
 
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _existing_ids(collection, name, field):
-    if field is None:
-        return set()
-    return set(collection.exists(name).values("id"))
-
-
-def _first_vector(collection, name):
-    values = collection.exists(name).limit(1).values(name)
-    return values[0] if values else None
-
-
-def _same_model(a, b):
-    if a.get("architecture") != b.get("architecture"):
-        return False
-    if a.get("checkpoint_sha256") or b.get("checkpoint_sha256"):
-        same_weights = a.get("checkpoint_sha256") == b.get("checkpoint_sha256")
-    else:
-        same_weights = a.get("pretrained") == b.get("pretrained")
-    return same_weights and a.get("normalize", True) == b.get("normalize", True)
-
-
-def _check_compatible(collection, name, field, identity, skip_existing, existing_ids):
-    """Refuses to mix vectors of two models in one field; returns a warning or None."""
-    if field is None:
+    cfg = open_clip.get_pretrained_cfg(p.kwargs["clip_model"], p.kwargs["pretrained"])
+    repo, file = os.path.split(cfg.get("hf_hub", ""))  # tags with a plain URL fail fast offline (no retries)
+    files = (file or "open_clip_pytorch_model.bin", "open_clip_model.safetensors")
+    if not repo or any(isinstance(try_to_load_from_cache(repo, f), str) for f in files):
         return None
-    dim = identity["embedding_dim"]
-    label = f"{identity['architecture']} / {identity['pretrained']}"
-    in_view = _first_vector(collection, name)
-    if in_view is not None and np.size(in_view) != dim and skip_existing:
-        raise ValueError(
-            f"embeddings_field '{name}' already holds {np.size(in_view)}-dim vectors but {label} gives "
-            f"{dim}-dim ones. Recompute them all with skip_existing=False, or choose another field"
-        )
-    elsewhere = None
-    if in_view is None:
-        elsewhere = _first_vector(collection._dataset, name)
-        if elsewhere is not None and np.size(elsewhere) != dim:
-            raise ValueError(
-                f"embeddings_field '{name}' holds {np.size(elsewhere)}-dim vectors on samples outside "
-                f"this view but {label} gives {dim}-dim ones; choose another field, or run on the whole "
-                "dataset with skip_existing=False"
-            )
-    if not skip_existing or (in_view is None and elsewhere is None):
-        return None
-    previous = embeddings_model_identity(collection, name)
-    if previous is None:
-        if not existing_ids:
-            return None
-        return (
-            f"{len(existing_ids)} samples already held '{name}' vectors that this plugin did not record; "
-            "they were kept (skip_existing=True)"
-        )
-    if not _same_model(previous, identity):
-        raise ValueError(
-            f"embeddings_field '{name}' holds embeddings of {previous.get('architecture')} / "
-            f"{previous.get('pretrained')} (normalize={previous.get('normalize', True)}), not {label} "
-            f"(normalize={identity['normalize']}); mixing models in one field makes distances "
-            "meaningless. Recompute them all with skip_existing=False, or choose another field"
-        )
+    try:
+        socket.getaddrinfo("huggingface.co", 443)
+    except OSError:
+        return _offline(p, "huggingface.co cannot be reached")
     return None
 
 
-def _record(collection, params, summary):
-    key = params["embeddings_field"]
-    extra = {k: v for k, v in summary.items() if k not in params}
-    config = runs.make_config(runs.EMBEDDINGS, target_kind="samples", **params)
-    commit(collection, key, config, dict(summary=extra))
+def _offline(p, reason):
+    if p.name == OPEN_CLIP:
+        return (f"pretrained: the weights of {p.label} must be downloaded and {reason}; offline, pass pretrained=<path "
+                "of a local checkpoint file> (that tag's open_clip weights, copied from a machine with internet) or "
+                "copy the Hugging Face cache (~/.cache/huggingface) here")
+    return (f"model: the weights of {p.label} must be downloaded and {reason}; offline, run foz.load_zoo_model("
+            f"'{p.name}') once on a machine with internet and copy fo.config.model_zoo_dir ({fo.config.model_zoo_dir}),"
+            " ~/.cache/torch and ~/.cache/huggingface here")
 
 
-def _write(collection, name, values_by_id):
-    collection.set_values(name, values_by_id, key_field="id", validate=False)
+def _load(p, device):
+    if p.model is None and (problem := offline_problem(p)):
+        raise ValueError(problem)
+    try:
+        device = {} if device == "auto" else dict(device=device)
+        p.model = p.model or foz.load_zoo_model(p.name, cache=False, **p.kwargs, **device)
+    except Exception as error:
+        chain = [error]
+        while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 8:
+            chain.append(cause)
+        text = " | ".join(f"{type(e).__module__}.{type(e).__name__}: {e}" for e in chain)
+        reason = next((str(e).strip().splitlines()[0] for e in chain[::-1] if str(e).strip()), repr(error))[:200]
+        path = p.kwargs["pretrained"] if p.name == OPEN_CLIP and os.path.isfile(p.kwargs["pretrained"]) else None
+        if path and re.search(r"Unsupported global|unsupported class", text):
+            message = (f"pretrained: refusing {path}: it holds Python objects besides tensors and loading it would "
+                       "run code from the file; save the model's state_dict() only (or use .safetensors)")
+        elif path:
+            message = (f"pretrained: open_clip could not load {path} into clip_model={p.kwargs['clip_model']} "
+                       f"({reason}); pass a .pt/.pth/.bin/.safetensors state dict saved from that architecture")
+        elif re.search(r"ConnectionError|URLError|gaierror|requests\.|urllib3|huggingface|internet|download", text, re.I):
+            message = _offline(p, f"the download failed ({reason})")
+        else:
+            message = f"model: could not load {p.label}: {reason}"
+        raise ValueError(message) from error
+    if not getattr(p.model, "has_embeddings", False):
+        raise ValueError(f"model: {p.label} does not expose embeddings (model.has_embeddings is False)")
+    return p.model
+
+
+def _embed(view, p, model, kw, skip_existing, progress):
+    """Embeds the items of ``view`` without a vector (all with ``skip_existing=False``) into ``p.path``."""
+    start, attr, patches = time.perf_counter(), p.path.rsplit(".", 1)[-1], p.patches_field
+    if patches:
+        labels = view._get_label_field_path(patches)[1]
+        missing = lambda v: v.filter_labels(patches, F(attr).exists(False), only_matches=True)  # noqa: E731
+        count = lambda v: v.count(labels)  # noqa: E731
+        run = lambda v, **k: v.compute_patch_embeddings(model, patches, embeddings_field=attr, **k)  # noqa: E731
+    else:
+        missing, count = (lambda v: v.exists(p.path, False)), len  # noqa: E731
+        run = lambda v, **k: v.compute_embeddings(model, embeddings_field=p.path, **k)  # noqa: E731
+    todo = missing(view) if skip_existing else view
+    total, pending = count(view), count(todo)
+    summary = dict(embeddings_field=p.path, model=p.label, embedding_dim=None, total=total, embedded=0,
+                   skipped_existing=total - pending, failed=0, failed_examples=[])
+    unit = _unit if p.identity["normalize"] else (lambda x: x)
+    as_float32 = {k: lambda x, f=getattr(model, k): unit(np.asarray(f(x), np.float32)) for k in ("embed", "embed_all")}
+    lock = _Locks(lock_keys(target_of(view), [types.SimpleNamespace(name=p.path)]), f"'{p.path}'")
+    with lock, fou.SetAttributes(model, **as_float32):
+        _record(view, p, "running", summary)
+        try:
+            if pending:
+                run(todo, progress=lambda pb: progress(pb.progress or 0.0), **kw)
+            again = missing(todo)  # FiftyOne skips a whole batch for one unreadable image: retry those one by one
+            if not patches and kw["batch_size"] > 1 and len(again):
+                run(again, progress=lambda pb: progress(1.0), **dict(kw, batch_size=1))
+        except BaseException as error:
+            _record(view, p, "interrupted", dict(summary, error=f"{type(error).__name__}: {error}"[:500]))
+            raise
+        if p.kind == "frames":  # FiftyOne's async SaveContext can miss frames when syncing them to the videos
+            view._sync_source(fields=[p.path])
+        failed = missing(todo)
+        first = (view.filter_labels(patches, F(attr).exists()) if patches else view.exists(p.path)).limit(1)
+        first = first.values(p.path, unwind=True)
+        summary.update(embedded=pending - count(failed), failed=count(failed), seconds=round(time.perf_counter() - start, 3),
+                       failed_examples=[dict(filepath=f, error=_why(f)) for f in failed.limit(5).values("filepath")],
+                       embedding_dim=int(np.size(first[0])) if first else None)
+        _record(view, p, "completed", summary)
+    return summary
+
+
+def _why(path):  # why a file got no vector: what PIL says about it, or that the model failed on it
+    try:
+        Image.open(path).convert("RGB")
+        return "the model failed on this image (see the log)"
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"[:300]
+
+
+def _record(view, p, status, summary):
+    config = runs.make_config(
+        runs.EMBEDDINGS, embeddings_field=p.path, target_kind=p.kind, patches_field=p.patches_field, model=p.label,
+        model_identity=p.identity, embedding_dim=summary["embedding_dim"], status=status,
+        versions=dict(fiftyone=fo.__version__, open_clip=version("open_clip_torch")))
+    commit(p.record, p.key, config, dict(summary=summary))
+
+
+def _unit(x):
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

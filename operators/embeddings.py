@@ -1,125 +1,83 @@
-"""Operator: compute image embeddings with an open_clip model."""
+"""Operator: embeddings from FiftyOne zoo models, several at once, of images or of a patches view's objects."""
+
+import re
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+import fiftyone.zoo as foz
 
 from .. import bridge
-from .common import choice
-from .progress import long_running_config, run, summary_view
+from ..bridge import embeddings as E
+from .common import as_list, bridge_kwargs, choice, defaults_of, invalid, sdk_kwargs
+from .progress import long_running_config, queue, run, summary_view
 
-DEFAULT_MODEL = "ViT-B-32"
-DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
-ROWS = (
-    ("embedded", "Samples embedded"),
-    ("skipped_existing", "Skipped (already embedded)"),
-    ("failed", "Unreadable images (skipped)"),
-    ("embedding_dim", "Embedding dimension"),
-    ("seconds", "Seconds"),
-)
-
-
-def _engine():
-    from ..core import embeddings  # torch + open_clip: imported when the form opens, not at plugin load
-
-    return embeddings
-
-
-def _pretrained_tags(engine, model):
-    try:
-        return engine.list_pretrained_tags(model)
-    except ValueError:
-        return []
+DEFAULTS = defaults_of(bridge.compute_embeddings)
+ROWS = (("embeddings_fields", "Fields written"), ("models", "Models"), ("embedded", "Vectors written"),
+        ("skipped_existing", "Skipped (already embedded)"), ("embedding_dims", "Dimensions"),
+        ("failed", "Not embedded (unreadable images; a rerun retries them)"), ("seconds", "Seconds"))
 
 
 class ComputeEmbeddings(foo.Operator):
     @property
     def config(self):
-        return long_running_config(
-            "compute_embeddings",
-            "Compute embeddings",
-            "Image embeddings with an open_clip model (a published tag or a local checkpoint)",
-        )
+        return long_running_config("compute_embeddings", "Compute embeddings", "Embeddings from FiftyOne zoo models "
+                                   "(open_clip with a tag or a local checkpoint, DINOv2, ResNet, ...)")
+
+    def __call__(self, sample_collection, model=DEFAULTS["model"], embeddings_field=None, *, delegate=False, **kwargs):
+        """``bridge.compute_embeddings`` of ``sample_collection``; ``delegate=True`` queues it (zoo models only)."""
+        kwargs = sdk_kwargs(bridge.compute_embeddings, kwargs)
+        if not delegate:
+            return bridge.compute_embeddings(sample_collection, model, embeddings_field, **kwargs)
+        if not all(isinstance(m, (str, dict)) for m in (model if isinstance(model, (list, tuple)) else [model])):
+            raise ValueError("delegate=True needs zoo model names: a Model object cannot be queued")
+        return queue(self, sample_collection, dict(model=model, embeddings_field=embeddings_field, **kwargs))
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        view = ctx.target_view()
-        if view.media_type == "video":
-            inputs.view(
-                "video",
-                types.Warning(
-                    label="Video dataset",
-                    description=(
-                        "Embeddings are computed on images. Convert the videos to frames "
-                        "(dataset.to_frames(sample_frames=True)), open the frames view, and run this "
-                        "operator there."
-                    ),
-                ),
-            )
-            return types.Property(inputs, view=types.View(label="Compute embeddings"))
+        inputs, view, params = types.Object(), ctx.target_view(), ctx.params
+        bridge.recover(ctx.dataset)
+        models = as_list(params.get("model")) or [DEFAULTS["model"]]
+        zoo = [types.Choice(n, label=n) for n in foz.list_zoo_models(tags="embeddings")]
+        props = dict(model=inputs.list("model", types.String(), default=[DEFAULTS["model"]], label="Models",
+                                       description="Zoo models with embeddings; each writes its own field",
+                                       view=types.AutocompleteView(choices=zoo)))
+        if E.OPEN_CLIP in models:
+            import open_clip
 
-        engine = _engine()
-        choice(
-            inputs,
-            "model",
-            engine.list_architectures(),
-            default=DEFAULT_MODEL,
-            required=True,
-            label="Architecture",
-            description="An open_clip architecture",
-        )
-        model = ctx.params.get("model") or DEFAULT_MODEL
-        tags = _pretrained_tags(engine, model)
-        default = DEFAULT_PRETRAINED if DEFAULT_PRETRAINED in tags else (tags[0] if tags else None)
-        inputs.str(
-            "pretrained",
-            default=default,
-            required=True,
-            label="Pretrained weights",
-            description=(
-                "A published tag of this architecture (downloaded on first use, needs internet), "
-                "or the path of a local checkpoint file (.pt/.pth/.bin/.safetensors)"
-            ),
-            view=types.AutocompleteView(
-                choices=[types.Choice(t, label=t) for t in tags], allow_user_input=True
-            ),
-        )
-        inputs.str(
-            "embeddings_field",
-            default=bridge.DEFAULT_EMBEDDINGS_FIELD,
-            label="Embeddings field",
-            description="The vector field to write",
-        )
-        inputs.bool(
-            "skip_existing",
-            default=True,
-            label="Skip samples that already have embeddings",
-            description="Resumes an interrupted run; off recomputes every sample of the view",
-        )
-        inputs.bool("normalize", default=True, label="L2-normalize the vectors")
-        inputs.int("batch_size", default=32, label="Batch size")
-        inputs.int("num_workers", default=2, label="Image-loading workers", description="0 loads in-process")
-        choice(inputs, "device", ["auto", "cpu", "cuda"], default="auto", label="Device")
+            arch = params.get("clip_model") or DEFAULTS["clip_model"]
+            tags = open_clip.list_pretrained_tags_by_model(arch) if arch in open_clip.list_models() else []
+            props["clip_model"] = choice(inputs, "clip_model", open_clip.list_models(), default=DEFAULTS["clip_model"],
+                                         label="open_clip architecture")
+            props["pretrained"] = inputs.str(
+                "pretrained", default=DEFAULTS["pretrained"], label="Pretrained weights",
+                description="A tag of this architecture (downloaded on first use), or the path of a local checkpoint",
+                view=types.AutocompleteView(choices=[types.Choice(t, label=t) for t in tags], allow_user_input=True))
+        props["embeddings_field"] = inputs.list("embeddings_field", types.String(), label="Embeddings fields",
+                                                default=[E.default_field(m) for m in models],
+                                                description="One per model, in the same order")
+        if hasattr(view, "patches_field"):
+            inputs.view("patches", types.Notice(label=f"One vector per object of '{view.patches_field}', on its label"))
+        else:
+            props["patches_field"] = choice(inputs, "patches_field", sorted(view.get_field_schema(
+                embedded_doc_type=E.LABEL_TYPES)), label="Objects (optional)", description="Embed the objects of "
+                "this label field instead of the images")
+        inputs.bool("skip_existing", default=DEFAULTS["skip_existing"], label="Skip items that already have a vector",
+                    description="Resumes an interrupted run; off recomputes the view with the same model")
+        inputs.bool("normalize", default=DEFAULTS["normalize"], label="L2-normalize the vectors")
+        inputs.int("batch_size", default=DEFAULTS["batch_size"], label="Batch size")
+        inputs.int("num_workers", label="Image-loading workers", description="Empty: FiftyOne's choice; 0 in-process")
+        choice(inputs, "device", ["auto", "cpu", "cuda", "mps"], default=DEFAULTS["device"], label="Device")
+        try:  # what can be known before running marks its field invalid, and Execute is disabled
+            plans = E.plan(view, models, **bridge_kwargs(E.plan, params, skip=("model",)))[1]
+            for problem in filter(None, map(E.offline_problem, plans)):
+                raise ValueError(problem)
+        except ValueError as error:
+            invalid(props.get(re.match(r"\w*", str(error)).group(), props["model"]), str(error))
         return types.Property(inputs, view=types.View(label="Compute embeddings"))
 
     def execute(self, ctx):
-        params = ctx.params
-        view = ctx.target_view()
-        kwargs = dict(
-            embeddings_field=params.get("embeddings_field") or bridge.DEFAULT_EMBEDDINGS_FIELD,
-            batch_size=params.get("batch_size", 32),
-            num_workers=params.get("num_workers", 2),
-            device=params.get("device") or "auto",
-            skip_existing=params.get("skip_existing", True),
-            normalize=params.get("normalize", True),
-        )
-        model = params.get("model") or DEFAULT_MODEL
-        pretrained = params.get("pretrained", DEFAULT_PRETRAINED)
-        return run(
-            ctx,
-            lambda progress: bridge.compute_embeddings(view, model, pretrained, progress=progress, **kwargs),
-            label="Embeddings",
-            outputs=lambda ctx, summary: summary_view("Embeddings written", ROWS, summary),
-        )
+        view, kwargs = ctx.target_view(), bridge_kwargs(bridge.compute_embeddings, ctx.params)
+        return run(ctx, lambda progress: bridge.compute_embeddings(view, progress=progress, **kwargs),
+                   label="Embeddings", outputs=lambda ctx, summary: summary_view("Embeddings written", ROWS, summary))
 
     def resolve_output(self, ctx):
         return summary_view("Embeddings written", ROWS, {k: 1 for k, _ in ROWS})

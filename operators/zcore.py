@@ -62,7 +62,7 @@ class ComputeZCoreScores(foo.Operator):
             types.String(),
             label="Embeddings field(s)",
             description="One or more vector fields; several are concatenated in this order, each centred "
-            "and scaled by one number so no model dominates",
+            "and divided by its RMS, so each field weighs in proportion to its dimension",
             default=[fields[0]],
             view=types.AutocompleteView(choices=[types.Choice(f, label=f) for f in fields]),
         )
