@@ -32,6 +32,8 @@ from .zcore_cpu import SCALE as _SCALE
 from .zcore_cpu import run_iterations as _run_iterations
 
 _MAX_CHUNK = 1024
+# Chunks per engine call: about 10^6 iterations, whose draws take about 50 MB.
+_CHUNKS_PER_CALL = 1024
 # Iterations a worker runs between checks for cancellation (about 0.5 s at N = 1M).
 _MAX_GROUP = 1024
 
@@ -169,12 +171,17 @@ def zcore_run(
         sizes = [min(chunk, todo - i * chunk) for i in range(n_chunks)]
         specs = [(seed, next_chunk + i, sizes[i]) for i in range(n_chunks)]
 
-        def _report(n, _base=done, _goal=goal):
-            if progress is not None:
-                total = cap if not auto else _goal
-                progress(min(1.0, (_base + n) / total))
+        # The engine draws all iterations of a call up front: bound a call's draws (and memory).
+        for first in range(0, len(specs), _CHUNKS_PER_CALL):
+            batch = specs[first : first + _CHUNKS_PER_CALL]
+            base = done + sum(size for _, _, size in specs[:first])
 
-        engine(specs, acc, _report)
+            def _report(n, _base=base, _goal=goal):
+                if progress is not None:
+                    total = cap if not auto else _goal
+                    progress(min(1.0, (_base + n) / total))
+
+            engine(batch, acc, _report)
         done = goal
         next_chunk += n_chunks
         reliability = split_half_reliability(acc[0], acc[1])
