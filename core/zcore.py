@@ -46,6 +46,8 @@ DEFAULTS = dict(
     target_reliability=0.9,
     time_budget=None,
 )
+# Every keyword parameter of zcore_run with its default.
+_PARAMS = dict(DEFAULTS, seed=None, progress=None, device="auto", num_threads=None)
 #: below this split-half reliability a ranking is mostly noise, and runs say so
 RELIABILITY_WARNING = 0.5
 
@@ -223,25 +225,17 @@ def zcore_run(
     )
 
 
-def check_params(
-    *,
-    n_samples=DEFAULTS["n_samples"],
-    sample_dim=DEFAULTS["sample_dim"],
-    redundancy_nn=DEFAULTS["redundancy_nn"],
-    redundancy_exp=DEFAULTS["redundancy_exp"],
-    random_init=DEFAULTS["random_init"],
-    seed=None,
-    progress=None,
-    device="auto",
-    num_threads=None,
-    target_reliability=DEFAULTS["target_reliability"],
-    time_budget=DEFAULTS["time_budget"],
-):
+def check_params(**given):
     """Validates the parameters of :func:`zcore_run`; returns them normalised.
 
     ``seed=None`` is replaced by a drawn seed, so a caller that checks first
     and runs later uses (and records) the same seed.
     """
+    unknown = sorted(set(given) - set(_PARAMS))
+    if unknown:
+        raise ValueError(f"unknown ZCore parameter(s) {unknown}; the parameters are {sorted(_PARAMS)}")
+    p = {**_PARAMS, **given}
+    n_samples = p["n_samples"]
     auto = isinstance(n_samples, str) and n_samples.strip().lower() == "auto"
     if not auto:
         try:
@@ -250,16 +244,18 @@ def check_params(
             raise ValueError(f"n_samples must be a positive integer or 'auto', got {n_samples!r}") from None
     return dict(
         n_samples="auto" if auto else n_samples,
-        sample_dim=params.integer("sample_dim", sample_dim, minimum=1),
-        redundancy_nn=params.integer("redundancy_nn", redundancy_nn, minimum=1),
-        redundancy_exp=params.number("redundancy_exp", redundancy_exp, minimum=0.0),
-        random_init=params.boolean("random_init", random_init),
-        seed=params.seed(seed),
-        progress=params.callback("progress", progress),
-        device=resolve_device(device),
-        num_threads=params.optional(params.integer, "num_threads", num_threads, minimum=1),
-        target_reliability=params.number("target_reliability", target_reliability, above=0.0, below=1.0),
-        time_budget=params.optional(params.number, "time_budget", time_budget, above=0.0),
+        sample_dim=params.integer("sample_dim", p["sample_dim"], minimum=1),
+        redundancy_nn=params.integer("redundancy_nn", p["redundancy_nn"], minimum=1),
+        redundancy_exp=params.number("redundancy_exp", p["redundancy_exp"], minimum=0.0),
+        random_init=params.boolean("random_init", p["random_init"]),
+        seed=params.seed(p["seed"]),
+        progress=params.callback("progress", p["progress"]),
+        device=resolve_device(p["device"]),
+        num_threads=params.optional(params.integer, "num_threads", p["num_threads"], minimum=1),
+        target_reliability=params.number(
+            "target_reliability", p["target_reliability"], above=0.0, below=1.0
+        ),
+        time_budget=params.optional(params.number, "time_budget", p["time_budget"], above=0.0),
     )
 
 
