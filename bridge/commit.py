@@ -88,6 +88,7 @@ class FieldWrite:
     ftype: type
     replace: bool = True
     ftype_kwargs: dict = dc_field(default_factory=dict)
+    index: bool = False  # a database index on the field (rank fields: fast matches on the rank)
 
 
 @dataclass
@@ -102,6 +103,7 @@ class MembershipWrite:
     member: str
     ids: np.ndarray = None
     query: dict = None
+    index: bool = False
 
 
 @dataclass
@@ -246,15 +248,19 @@ def _stage(db, token, target, writes):
                     ftype=etau.get_class_name(write.ftype),
                     ftype_kwargs={k_: etau.get_class_name(v) if isinstance(v, type) else v
                                   for k_, v in write.ftype_kwargs.items()},
+                    index=write.index,
                 )
             )
         elif write.query is not None:
             plan["writes"].append(
-                dict(type="membership", name=write.name, member=write.member, parts=[], query=write.query)
+                dict(type="membership", name=write.name, member=write.member, parts=[], query=write.query,
+                     index=write.index)
             )
         else:
             parts = _insert_parts(db, base, ({"_id": i, "m": now} for i in ids), len(ids))
-            plan["writes"].append(dict(type="membership", name=write.name, member=write.member, parts=parts))
+            plan["writes"].append(
+                dict(type="membership", name=write.name, member=write.member, parts=parts, index=write.index)
+            )
     return plan
 
 
@@ -345,6 +351,10 @@ def _apply(root, token, plan, collection=None):
                 ]
                 merges += [(part, pipeline) for part in write["parts"]]
             _merge_all(db, merges)
+    if target.kind == "samples":
+        for write in plan["writes"]:
+            if write.get("index"):
+                target.root.create_index(write["name"])
     if "saved_view" in plan:
         saved = plan["saved_view"]
         root.save_view(

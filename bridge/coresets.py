@@ -244,7 +244,7 @@ def compute_coreset_order(
     values = ranks.tolist() + [None] * len(data["unscored"])
     summary["seconds"] = round(time.perf_counter() - start, 3)
     commit(collection, run_key, config, dict(summary=summary),
-           writes=[FieldWrite(rank_field, ids, values, fof.IntField)])
+           writes=[FieldWrite(rank_field, ids, values, fof.IntField, index=True)])
     report(1.0, 1.0)(1.0)
     summary["seconds"] = round(time.perf_counter() - start, 3)
     return summary
@@ -397,7 +397,7 @@ def save_coreset_view(
         target_kind="samples",
         token=uuid.uuid4().hex,
     )
-    writes = [MembershipWrite(runs.MEMBERSHIP_FIELD, view_name, query=query)]
+    writes = [MembershipWrite(runs.MEMBERSHIP_FIELD, view_name, query=query, index=True)]
     if tag:
         writes.append(MembershipWrite("tags", tag, query=query))
     summary = dict(
