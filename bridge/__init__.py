@@ -32,7 +32,7 @@ from .mimic import DEFAULT_SCORE_FIELD as DEFAULT_MIMIC_FIELD
 from .mimic import REFERENCES as MIMIC_REFERENCES
 from .mimic import compute_mimic_scores
 from .reads import read_columns, read_vectors
-from .runs import EMBEDDINGS, MEMBERSHIP_FIELD, MIMIC, ORDER, PLUGIN, VIEW, ZCORE, check_output_field
+from .runs import EMBEDDINGS, MIMIC, ORDER, PLUGIN, VIEW, ZCORE, check_output_field
 from .targets import target_of
 from .zcore import DEFAULT_SCORE_FIELD as DEFAULT_ZCORE_FIELD
 from .zcore import compute_zcore_scores

@@ -6,10 +6,11 @@ is the prefix of the first ``n - floor(p * n)`` ranks. The operator, the
 panel and the SDK therefore keep exactly the same samples for the same score
 field, selection, keep and stratification, and a slider move is a threshold.
 
-A *saved coreset view* is frozen: the kept samples get the view's name in the
-list field ``coresets``, and the saved view is ``match({"coresets": name})``,
-a small document at any dataset size that reloads the same samples after
-re-scoring.
+A *saved coreset view* is ``match({rank_field: {"$lt": kept}})`` on the root
+dataset: a small document at any dataset size, saved without rewriting a
+single sample. It is frozen: a rank field that a saved view matches on is
+never rewritten (a later order with the same settings goes to a new rank
+field, ``..._rank_2``), so the view reloads the same samples after re-scoring.
 """
 
 import time
@@ -195,7 +196,11 @@ def compute_coreset_order(
     if target.kind != "samples":
         raise ValueError("coreset orders and views are computed on samples; run them on the dataset or a view of it")
     spec = _order_spec(collection, score_field, selection, keep, stratify_by, embeddings_field)
-    rank_field = rank_field or rank_field_name(score_field, spec["selection"], spec["keep"], spec["stratify_by"])
+    if rank_field is None:
+        rank_field = _unpinned(collection, rank_field_name(score_field, spec["selection"], spec["keep"],
+                                                           spec["stratify_by"]))
+    elif rank_field in runs.pinned_rank_fields(collection):
+        raise ValueError(f"rank_field: '{rank_field}' is frozen by a saved coreset view; choose another name")
     runs.check_output_field(collection, rank_field, runs.ORDER, param="rank_field", ftype=fof.IntField)
     run_key = runs.check_run_key(collection, rank_field, runs.ORDER, param="rank_field")
     seed = params.seed(seed)
@@ -248,6 +253,16 @@ def compute_coreset_order(
     report(1.0, 1.0)(1.0)
     summary["seconds"] = round(time.perf_counter() - start, 3)
     return summary
+
+
+def _unpinned(collection, name):
+    """``name``, or ``name_2``, ``name_3``, ... : the first that no saved coreset view is frozen on."""
+    pinned = runs.pinned_rank_fields(collection)
+    candidate, version = name, 1
+    while candidate in pinned:
+        version += 1
+        candidate = f"{name}_{version}"
+    return candidate
 
 
 def _score_note(selection):
@@ -378,10 +393,10 @@ def save_coreset_view(
     scored = collection.exists(rank_field).count()
     kept = core_order.kept_count(scored, prune_rate)
     query = {rank_field: {"$lt": kept}}
-    members = root.match({runs.MEMBERSHIP_FIELD: view_name})
     description = (
         f"Coreset of {kept}/{scored} samples: prune {prune_rate:.0%} by {keep} '{score_field}' "
-        f"({order['selection']}{', stratified by ' + stratify_by if stratify_by else ''}), frozen"
+        f"({order['selection']}{', stratified by ' + stratify_by if stratify_by else ''}); "
+        f"frozen on '{rank_field}'"
     )
     config = runs.make_config(
         runs.VIEW,
@@ -397,9 +412,7 @@ def save_coreset_view(
         target_kind="samples",
         token=uuid.uuid4().hex,
     )
-    writes = [MembershipWrite(runs.MEMBERSHIP_FIELD, view_name, query=query, index=True)]
-    if tag:
-        writes.append(MembershipWrite("tags", tag, query=query))
+    writes = [MembershipWrite("tags", tag, query=query)] if tag else []
     summary = dict(
         view_name=view_name, kept=kept, pruned=scored - kept, selection=order["selection"],
         rank_field=rank_field, description=description, note=order.get("note"), seconds=None,
@@ -414,7 +427,7 @@ def save_coreset_view(
             )
 
     commit(collection, key, config, dict(summary=summary), writes=writes,
-           saved_view=SavedView(view_name, members, description), precheck=still_free)
+           saved_view=SavedView(view_name, root.match(query), description), precheck=still_free)
     report(1.0, 1.0)(1.0)
     summary["seconds"] = round(time.perf_counter() - start, 3)
     return summary

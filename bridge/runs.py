@@ -5,7 +5,7 @@ a run on the collection it was computed on, with its own config class (the
 parameters) and results (the summary), so ``dataset.list_runs()``,
 ``get_run_info``, ``load_run_view``, ``rename_run`` and ``delete_run`` work.
 ``delete_run`` calls the run's ``cleanup``, which removes the fields (and
-tags, memberships, saved views) the run wrote.
+tags, saved views) the run wrote.
 
 The config classes live in ``coreset_curation.bridge.runs``: a process that
 has loaded the plugin (the App, ``foo.get_operator``, ``foo.execute_operator``)
@@ -35,8 +35,6 @@ METHOD_LABELS = {
     ORDER: "a coreset order",
     VIEW: "save_coreset_view",
 }
-#: the list field that records which saved coresets a sample belongs to
-MEMBERSHIP_FIELD = "coresets"
 _BUILTIN = {"id", "_id", "filepath", "tags", "metadata", "created_at", "last_modified_at", "frames", "media_type"}
 
 
@@ -126,7 +124,16 @@ class CoresetOrderRunConfig(_PluginRunConfig):
 
 
 class CoresetOrderRun(_PluginRun):
-    pass
+    def cleanup(self, samples, key):
+        views = sorted(
+            c.get("view_name") for _, c, _ in plugin_runs(samples, VIEW, rank_field=self.config.rank_field)
+        )
+        if views:  # FiftyOne logs this and keeps the field
+            raise ValueError(
+                f"rank field '{self.config.rank_field}' is frozen by the saved coreset view(s) {views}; "
+                "delete those runs first to remove it"
+            )
+        super().cleanup(samples, key)
 
 
 class CoresetViewRunConfig(_PluginRunConfig):
@@ -136,12 +143,11 @@ class CoresetViewRunConfig(_PluginRunConfig):
 
 class CoresetViewRun(_PluginRun):
     def _cleanup_extra(self, samples, key, target):
-        name = self.config.view_name
         root = target.root
-        collection = root._frame_collection if target.kind == "frames" else root._sample_collection
-        collection.update_many({MEMBERSHIP_FIELD: name}, {"$pull": {MEMBERSHIP_FIELD: name}})
-        if root.has_saved_view(name):
-            root.delete_saved_view(name)
+        if getattr(self.config, "tag", None):
+            root.untag_samples(self.config.tag)
+        if root.has_saved_view(self.config.view_name):
+            root.delete_saved_view(self.config.view_name)
 
 
 CONFIGS = {
@@ -176,6 +182,11 @@ def plugin_runs(dataset, method=None, **match):
         found.append((key, config, doc.timestamp))
     found.sort(key=lambda item: item[2] or 0, reverse=True)
     return found
+
+
+def pinned_rank_fields(dataset):
+    """Rank fields that saved coreset views match on: frozen, never rewritten."""
+    return {c.get("rank_field") for _, c, _ in plugin_runs(dataset, VIEW)}
 
 
 def owner_of(dataset, field_name, kind="samples"):

@@ -106,6 +106,20 @@ def test_stratified_views_keep_every_class_at_the_rate(fo, ops, scored):
         assert abs(counts[label] - 0.4 * total) <= 1
 
 
+def test_a_frozen_rank_field_is_never_rewritten(fo, bridge, ops, make_dataset):
+    dataset = make_dataset(100)
+    ops["compute_zcore_scores"](dataset, "emb", n_samples=2000, seed=0)
+    first = ops["save_coreset_view"](dataset, "zcore_score", 0.5, "half", selection="top")
+    kept = sorted(dataset.load_saved_view("half").values("id"))
+    ranks = dataset.values(first["rank_field"])
+    ops["compute_zcore_scores"](dataset, "emb", n_samples=2000, seed=1)  # re-scored: the order is stale
+    second = ops["save_coreset_view"](dataset, "zcore_score", 0.5, "half-again", selection="top")
+    assert second["rank_field"] == first["rank_field"] + "_2"
+    assert dataset.values(first["rank_field"]) == ranks
+    assert sorted(dataset.load_saved_view("half").values("id")) == kept
+    assert sorted(dataset.load_saved_view("half-again").values("id")) != kept
+
+
 def test_a_stale_order_is_recomputed_after_rescoring(fo, bridge, ops, make_dataset):
     dataset = make_dataset(200)
     ops["compute_zcore_scores"](dataset, "emb", n_samples=2000, seed=0)

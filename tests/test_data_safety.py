@@ -458,11 +458,13 @@ def test_every_method_is_a_run_that_fiftyone_lists_renames_and_deletes(fo, ops, 
         assert dataset.load_run_results(key).summary
         assert len(dataset.load_run_view(key)) == 60
     dataset.rename_run("zcore_score", "zcore_v1")
+    assert dataset.get_run_info("zcore_v1").config.score_field == "zcore_score"
     assert "zcore_v1" in dataset.list_runs() and dataset.get_field("zcore_score") is not None
+    dataset.delete_run(order["rank_field"])  # refused by its cleanup: a saved view is frozen on it
+    assert dataset.get_field(order["rank_field"]) is not None and len(dataset.load_saved_view("half")) == 30
+    ops["save_coreset_view"](dataset, "zcore_score", 0.8, "fifth", selection="top")
     dataset.delete_run("coreset_view_half")
-    assert not dataset.has_saved_view("half") and dataset.match({"coresets": "half"}).count() == 0
-    dataset.delete_run(order["rank_field"])
-    assert dataset.get_field(order["rank_field"]) is None
+    assert not dataset.has_saved_view("half") and len(dataset.load_saved_view("fifth")) == 12
     dataset.delete_run("zcore_v1")
     assert dataset.get_field("zcore_score") is None
     assert dataset.get_field("mimic_score") is not None
