@@ -99,11 +99,10 @@ class MembershipWrite:
     target's documents (applied server-side: no id list travels).
     """
 
-    name: str  # "tags" or a ListField(StringField) such as "coresets"
+    name: str  # "tags", or a ListField(StringField)
     member: str
     ids: np.ndarray = None
     query: dict = None
-    index: bool = False
 
 
 @dataclass
@@ -253,14 +252,11 @@ def _stage(db, token, target, writes):
             )
         elif write.query is not None:
             plan["writes"].append(
-                dict(type="membership", name=write.name, member=write.member, parts=[], query=write.query,
-                     index=write.index)
+                dict(type="membership", name=write.name, member=write.member, parts=[], query=write.query)
             )
         else:
             parts = _insert_parts(db, base, ({"_id": i, "m": now} for i in ids), len(ids))
-            plan["writes"].append(
-                dict(type="membership", name=write.name, member=write.member, parts=parts, index=write.index)
-            )
+            plan["writes"].append(dict(type="membership", name=write.name, member=write.member, parts=parts))
     return plan
 
 
