@@ -136,6 +136,8 @@ def _headline(label, summary):
 def summary_view(title, rows, summary):
     """A result view: one read-only line per ``(key, label)`` present in ``summary``, warnings first."""
     outputs = types.Object()
+    # The App shows no title over a result view: the first line says what happened.
+    outputs.view("result_title", types.Header(label=title, divider=True))
     if summary.get("warning"):
         outputs.view("warning", types.Warning(label="Warning", description=summary["warning"]))
     for key, label in rows:

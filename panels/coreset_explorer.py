@@ -8,6 +8,7 @@ with its run): a slider move is a threshold on the ranks held in memory, and
 """
 
 import contextlib
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -429,7 +430,9 @@ class CoresetExplorer(foo.Panel):
         """Computes the missing order right here (small collections)."""
         state = ctx.panel.state
         try:
-            bridge.compute_coreset_order(self._base(ctx), state.get("score_field"), **self._order_kwargs(state))
+            base = self._base(ctx)
+            bridge.compute_coreset_order(base, state.get("score_field"), rank_field=_rank_field(base, state),
+                                         **self._order_kwargs(state))
         except ValueError as error:
             state.message = f"No coreset order: {error}"
             return
@@ -478,11 +481,20 @@ class CoresetExplorer(foo.Panel):
             scored = base.exists(state.get("score_field")).count()
             if scored > AUTO_ORDER_LIMIT:
                 return None
-            bridge.compute_coreset_order(base, state.get("score_field"), **kwargs)
+            bridge.compute_coreset_order(base, state.get("score_field"), rank_field=_rank_field(base, state), **kwargs)
             found = bridge.find_order(base, state.get("score_field"), **kwargs)
         key, config = found
         cache_key = (ctx.dataset.name, state.get("base_view"), key, config.get("token"), state.get("label_field"))
-        return _CACHE.get(cache_key, lambda: self._load(base, config, state.get("label_field")))
+        table = _CACHE.get(cache_key, lambda: self._load(base, config, state.get("label_field")))
+        if table is None:  # an outdated order: computed again in its own field, where it is small enough
+            _CACHE.drop(ctx.dataset.name)
+            if base.exists(state.get("score_field")).count() > AUTO_ORDER_LIMIT:
+                return None
+            bridge.compute_coreset_order(base, state.get("score_field"), rank_field=config["rank_field"], **kwargs)
+            key, config = bridge.find_order(base, state.get("score_field"), **kwargs)
+            cache_key = (ctx.dataset.name, state.get("base_view"), key, config.get("token"), state.get("label_field"))
+            table = _CACHE.get(cache_key, lambda: self._load(base, config, state.get("label_field")))
+        return table
 
     @staticmethod
     def _load(base, config, label_field):
@@ -490,7 +502,10 @@ class CoresetExplorer(foo.Panel):
         ids, columns = bridge.read_columns(base, paths)
         ranks = np.array([-1 if v is None else v for v in columns[config["rank_field"]]], dtype=np.int64)
         ranked = ranks >= 0
-        scores = np.array([v for v, r in zip(columns[config["score_field"]], ranked) if r], dtype=np.float64)
+        raw = columns[config["score_field"]]
+        if any((v is None) != (not r) for v, r in zip(raw, ranked)):
+            return None  # the scores changed since the order was computed (a field no run of ours wrote)
+        scores = np.array([v for v, r in zip(raw, ranked) if r], dtype=np.float64)
         classes = codes = None
         if label_field:
             labels = np.array(["" if v is None else str(v) for v in columns[paths[2]]], dtype=object)[ranked]
@@ -616,8 +631,9 @@ class CoresetExplorer(foo.Panel):
             return
         key = (ctx.dataset.name, "map", field)
         if key not in _CACHE.entries:
+            # The App shows a LoadingView's ``text`` (default "Loading"), not its label.
             panel.view("map_loading", types.LoadingView(
-                label=f"Computing the 2-D map of '{field}' (UMAP, once per field; can take a minute)"))
+                text=f"Computing the 2-D map of '{field}' (UMAP, once per field; can take a minute)"))
             panel.view("map_timer", types.TimerView(timeout=50, on_timeout=self.on_compute_map))
             return
         points = _CACHE.get(key, lambda: None)
@@ -671,6 +687,22 @@ class CoresetExplorer(foo.Panel):
         save.str("view_name", label="Saved view name", default=state.get("view_name"), on_change=self.on_change_setting)
         label = "Overwrite" if state.get("confirm_overwrite") else "Save as view"
         save.btn("save", label=label, icon="save", variant="contained", on_click=self.on_save)
+
+
+def _rank_field(base, state):
+    """Where the panel writes the order it computes: the default rank field for the dataset,
+    one of the view's own for a view (``..._view_1a2b3c4d_rank``).
+
+    The default name does not depend on the view: computed on a view, the order would
+    overwrite the dataset's one, and a view that shows kept or pruned samples, which is
+    a match on that very field, would change while it is re-ranked.
+    """
+    name = bridge.rank_field_name(state.get("score_field"), state.get("selection"), state.get("keep", "highest"),
+                                  state.get("label_field") if state.get("stratify") else None)
+    if not isinstance(base, fov.DatasetView) or not base._stages:
+        return name
+    digest = hashlib.sha1(str(base._serialize(include_uuids=False)).encode()).hexdigest()[:8]
+    return f"{name[:-len('_rank')]}_view_{digest}_rank"
 
 
 def _text(state, row, name, default=""):
