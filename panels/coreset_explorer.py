@@ -594,7 +594,7 @@ class CoresetExplorer(foo.Panel):
         # the rate it was created with, as its default.
         rate = state.get("prune_rate", 50)
         rates = panel.h_stack(_RATES, align_x="left", align_y="center", gap=2)
-        slider = {"min": 0, "max": 99, "step": 1}
+        slider = {"min": 0, "max": 99, "step": 1, "sx": {"mt": 3}}  # room for the value above the thumb
         if state.get("last_control") not in ("rate_typed", "tag", "view_name"):
             # The App re-creates the slider whenever its value changes, which drops the keyboard
             # focus after each key press: the new one takes the focus back, unless the user is
@@ -603,7 +603,8 @@ class CoresetExplorer(foo.Panel):
         rates.int(
             f"prune_rate_{int(state.get('slider_rev') or 0)}", label="Pruning rate (%)", default=rate,
             min=0, max=99, on_change=on_change,
-            view=types.SliderView(label_position="top", value_precision=0, componentsProps={"slider": slider}),
+            view=types.SliderView(label_position="top", value_precision=0,
+                                  componentsProps={"slider": slider, "item": {"sx": {"width": 360}}}),
         )
         rates.int(f"rate_typed_{int(state.get('typed_rev') or 0)}", label="or type it", default=rate,
                   min=0, max=99, view=types.FieldView(), on_change=on_change)
