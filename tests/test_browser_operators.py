@@ -317,6 +317,14 @@ def test_coreset_order_then_save_view_default_to_the_zcore_score_and_save_what_t
         assert re.search(r"Saved view:\s*coreset-70", text), text
         ui.shot("08-saved-view-result.png", dialog)
         ui.close_dialog()
+
+        # a taken name is refused in the form, before anything runs
+        dialog = ui.open_operator("Save coreset view", "save coreset")
+        ui.field(dialog, "Saved view name").fill("coreset-70")
+        dialog.get_by_text(re.compile("a saved view named 'coreset-70' exists")).wait_for(timeout=ui.clock.ms(30))
+        ui.settle()
+        assert ui.execute_button(dialog).is_disabled()
+        ui.close_dialog()
     except Exception:
         ui.failure_shot(tmp_path)
         raise

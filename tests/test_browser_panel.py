@@ -50,11 +50,15 @@ def _digits(fo, folder, name, photo="7"):
         Image.fromarray((image * (255 / 16)).astype(np.uint8)).resize((64, 64), Image.NEAREST).save(path)
         label = "photo" if str(target) == photo else str(target)
         logits = np.zeros(10, dtype=np.float32)
-        samples.append(fo.Sample(filepath=str(path), ground_truth=fo.Classification(label=label, logits=logits)))
+        samples.append(fo.Sample(
+            filepath=str(path), ground_truth=fo.Classification(label=label, logits=logits),
+            parity=fo.Classification(label="even" if target % 2 == 0 else "odd"),
+        ))
     dataset = fo.Dataset(name, persistent=True)
     dataset.add_samples(samples, progress=False)
     vectors = PCA(n_components=16, random_state=0).fit_transform(data.data[:N] / 16.0).astype(np.float32)
     dataset.set_values("pca_embeddings", list(vectors))
+    dataset.set_values("pca_8d", list(vectors[:, :8].copy()))
     return dataset
 
 
@@ -107,6 +111,16 @@ def _wait_plot(ui, panel, title_part, cap_s=60):
     pytest.fail(f"no plot titled '{title_part}' within {cap_s} s")
 
 
+def _until(ui, condition, what, cap_s=60):
+    """Polls ``condition()`` until it is true (a redraw the panel has no text for)."""
+    end = ui.clock.ms(cap_s) / 1000 + time.monotonic()
+    while time.monotonic() < end:
+        if condition():
+            return
+        ui.page.wait_for_timeout(250)
+    pytest.fail(f"{what}: not within {cap_s} s")
+
+
 def _summary(panel):
     return panel.get_by_text(re.compile(r"pruned [\d,]+ of [\d,]+ scored samples")).first.inner_text()
 
@@ -153,12 +167,18 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
     ui.clock = Clock(420, "the panel walk-through")
     dataset = digits
     page = ui.page
+    started = time.monotonic()
+
+    def _step(name):
+        print(f"  [{time.monotonic() - started:6.1f} s] {name}")
+
     try:
         ui.open_dataset(dataset)
         panel = ui.open_panel()
         _wait_kept(ui, panel, kept(50, N))
         page.locator('[data-cy="looker"] canvas').first.wait_for(timeout=ui.clock.ms(30))
 
+        _step('defaults: the ZCore score (not the new')
         # defaults: the ZCore score (not the newer mimic score), the shared default selection
         from coreset_curation.bridge import DEFAULT_SELECTION
 
@@ -174,13 +194,37 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         names = sorted(set(dataset.distinct("ground_truth.label")))
         assert sorted(classes["traces"][0]["x"]) == names and "photo" in names
         assert classes["xaxis"] == "category" and sorted(classes["ticks"]) == names  # every class drawn
+        _step('label attributes (ground_truth.logits)')
         # label attributes (ground_truth.logits) are no embeddings
-        _dropdown(panel, "Embeddings (map, coverage-aware selections, curve)").click()
+        embeddings = "Embeddings (map, coverage-aware selections, curve)"
+        _dropdown(panel, embeddings).click()
         offered = ui.page.get_by_role("option").all_inner_texts()
         page.keyboard.press("Escape")
-        assert offered == ["pca_embeddings"], offered
+        assert offered == ["pca_8d", "pca_embeddings"], offered
         ui.shot("01-panel-open.png")
 
+        _step('score field: the histogram follows it;')
+        # score field: the histogram follows it; back to ZCore
+        _choose(ui, panel, "Score field", "mimic_score")
+        _wait_plot(ui, panel, "'mimic_score' histogram")
+        _choose(ui, panel, "Score field", "zcore_score")
+        _wait_plot(ui, panel, "'zcore_score' histogram")
+        _step('label field: the class bars follow it;')
+        # label field: the class bars follow it; back to ground_truth
+        _choose(ui, panel, "Label field", "parity")
+        _until(ui, lambda: sorted(_plot(ui, panel, "Class balance")["ticks"]) == ["even", "odd"], "parity bars")
+        _choose(ui, panel, "Label field", "ground_truth")
+        _until(ui, lambda: sorted(_plot(ui, panel, "Class balance")["ticks"]) == names, "class bars")
+        _step('embeddings: another field gives anothe')
+        # embeddings: another field gives another coverage-aware coreset of the same size
+        before = _plot(ui, panel, "Class balance")["traces"][1]["y"]
+        _choose(ui, panel, embeddings, "pca_8d")
+        _until(ui, lambda: _plot(ui, panel, "Class balance")["traces"][1]["y"] != before, "a new coreset")
+        _wait_kept(ui, panel, kept(50, N))
+        _choose(ui, panel, embeddings, "pca_embeddings")
+        _until(ui, lambda: _plot(ui, panel, "Class balance")["traces"][1]["y"] == before, "the first coreset")
+
+        _step('the slider, by keyboard: each key pres')
         # the slider, by keyboard: each key press updates the count, and the slider keeps the focus
         slider = panel.get_by_role("slider")
         slider.focus()
@@ -191,6 +235,7 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
             assert _focused(ui) == "range", "the slider lost the keyboard focus"
         assert f"pruned {N - kept(70, N)} of {N} scored samples" in _summary(panel)
 
+        _step('the typed rate moves the slider')
         # the typed rate moves the slider
         typed = ui.field(panel, "or type it")
         assert typed.input_value() == "70"
@@ -199,30 +244,36 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         page.wait_for_timeout(800)
         assert panel.get_by_role("slider").get_attribute("aria-valuenow") == "75"
 
-        # keep lowest, then top with its threshold and dashed cut
-        panel.get_by_text("lowest", exact=True).click()
-        page.wait_for_timeout(2500)
-        _wait_kept(ui, panel, kept(75, N))
+        _step('top: its threshold and dashed cut; the')
+        # top: its threshold and dashed cut; then keep lowest: the cut is the largest kept score
         _choose(ui, panel, "Selection", "top")
         panel.get_by_text(re.compile(r"score threshold -?\d")).first.wait_for(timeout=ui.clock.ms(60))
         histogram = _plot(ui, panel, "histogram")
         assert histogram["shapes"] == 1 and "(cut dashed)" in histogram["title"]
-        scores = np.array(dataset.values("zcore_score"))
-        cut = float(re.search(r"score threshold (-?[\d.]+)", _summary(panel)).group(1))
-        assert abs(cut - np.sort(scores)[kept(75, N) - 1]) < 1e-3  # keep lowest: the largest kept score
-        panel.get_by_text("highest", exact=True).click()
-        page.wait_for_timeout(2500)
-
-        # stratify: the same count, every class pruned at the same rate
-        panel.get_by_text("Stratify by class", exact=True).click()
-        page.wait_for_timeout(2500)
+        scores = np.sort(np.array(dataset.values("zcore_score")))
+        before = histogram["traces"][0]["y"]
+        panel.get_by_text("lowest", exact=True).click()
+        _until(ui, lambda: _plot(ui, panel, "histogram")["traces"][0]["y"] != before, "keep lowest")
         _wait_kept(ui, panel, kept(75, N))
-        classes = _plot(ui, panel, "Class balance")
-        for total, kept_c in zip(classes["traces"][0]["y"], classes["traces"][1]["y"]):
-            assert abs(kept_c - total * 0.25) <= 1.5, (total, kept_c)
-        panel.get_by_text("Stratify by class", exact=True).click()
-        page.wait_for_timeout(2500)
+        cut = float(re.search(r"score threshold (-?[\d.]+)", _summary(panel)).group(1))
+        assert abs(cut - scores[kept(75, N) - 1]) < 1e-3
+        panel.get_by_text("highest", exact=True).click()
+        _until(ui, lambda: _plot(ui, panel, "histogram")["traces"][0]["y"][-1] > 0, "keep highest")
 
+        _step('stratify: the same count, every class ')
+        # stratify: the same count, every class pruned at the same rate
+        def stratified():
+            classes = _plot(ui, panel, "Class balance")["traces"]
+            return all(abs(k - t * 0.25) <= 1.5 for t, k in zip(classes[0]["y"], classes[1]["y"]))
+
+        assert not stratified()
+        panel.get_by_text("Stratify by class", exact=True).click()
+        _until(ui, stratified, "stratified class bars")
+        _wait_kept(ui, panel, kept(75, N))
+        panel.get_by_text("Stratify by class", exact=True).click()
+        _until(ui, lambda: not stratified(), "unstratified class bars")
+
+        _step('the 2-D map: a spinner first, then the')
         # the 2-D map: a spinner first, then the points (kept in orange)
         _watch_for(ui, panel, "Computing the 2-D map")
         panel.get_by_text("Show 2-D map", exact=True).click()
@@ -231,6 +282,7 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         assert [t["name"] for t in mapped["traces"]] == ["pruned", "kept"]
         assert len(mapped["traces"][1]["x"]) == kept(75, N) and len(mapped["traces"][0]["x"]) == N - kept(75, N)
 
+        _step('the accuracy curve: traces at the righ')
         # the accuracy curve: traces at the right rates
         panel.get_by_role("button", name="Estimate accuracy vs pruning rate").click()
         curve = _wait_plot(ui, panel, "Estimated accuracy", cap_s=120)
@@ -239,6 +291,7 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         assert accuracy and all(0 <= a <= 1 for a in accuracy)
         ui.shot("02-panel-map-curve.png")
 
+        _step('Show kept / Show pruned: the grid show')
         # Show kept / Show pruned: the grid shows them, the panel keeps sweeping the dataset
         rate = 75
         panel.get_by_role("button", name="Show kept").click()
@@ -250,6 +303,7 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         page.wait_for_timeout(1500)
         assert f"pruned {N - kept(rate, N)} of {N} scored" in _summary(panel)
 
+        _step("Sweep the App's current view (the prun")
         # Sweep the App's current view (the pruned samples), then back to the dataset by Refresh + clear
         panel.get_by_role("button", name="Sweep the App's current view").click()
         panel.get_by_text(re.compile(r"Now sweeping the view it was opened on \(225 samples")).wait_for(
@@ -264,14 +318,34 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         )
         _wait_kept(ui, panel, kept(rate, N))
 
+        _step('Tag kept')
         # Tag kept
         tag = ui.field(panel, "Tag")
         assert tag.input_value() == "coreset"
         tag.fill("coreset-75")
         panel.get_by_role("button", name="Tag kept").click()
-        panel.get_by_text(f"Tagged the {kept(rate, N)} kept samples 'coreset-75'.").wait_for(
-            timeout=ui.clock.ms(60)
-        )
+        message = panel.get_by_text(f"Tagged the {kept(rate, N)} kept samples 'coreset-75'.")
+        message.wait_for(timeout=ui.clock.ms(60))
+        # messages show at the top, above the controls; the tag box sits in its button's row
+        assert message.bounding_box()["y"] < _dropdown(panel, "Score field").bounding_box()["y"]
+        box, button = ui.field(panel, "Tag").bounding_box(), panel.get_by_role("button", name="Tag kept").bounding_box()
+        assert abs((box["y"] + box["height"] / 2) - (button["y"] + button["height"] / 2)) < 20, (box, button)
+        assert button["x"] > box["x"] + box["width"] - 5
+
+        # the mouse wheel over a plot is left to the page (it scrolls); the plot does not zoom
+        histogram = panel.locator(".js-plotly-plot").first
+        histogram.scroll_into_view_if_needed()
+        ranges = "p => [p._fullLayout.xaxis.range.slice(), p._fullLayout.yaxis.range.slice()]"
+        before = histogram.evaluate(ranges)
+        page.evaluate("""() => { window.__wheel = []; window.addEventListener('wheel',
+            e => window.__wheel.push(e.defaultPrevented), {passive: true}); }""")
+        box = histogram.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, 400)
+        page.wait_for_timeout(800)
+        assert histogram.evaluate(ranges) == before, "the plot zoomed"
+        wheel = page.evaluate("() => window.__wheel")
+        assert wheel and not any(wheel), "the plot took the wheel event from the page"
 
         # Save as view, then again under the same name: it asks, then overwrites
         name = ui.field(panel, "Saved view name")
@@ -279,6 +353,8 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         panel.get_by_role("button", name="Save as view").click()
         saved = panel.get_by_text(re.compile(r"Saved view 'coreset-browser': kept 75, pruned 225"))
         saved.wait_for(timeout=ui.clock.ms(60))
+        page.wait_for_timeout(1500)  # the App reloads the dataset: the grid redraws
+        page.locator('[data-cy="looker"] canvas').first.wait_for(timeout=ui.clock.ms(30))
         ui.shot("03-panel-saved.png")
         slider = panel.get_by_role("slider")
         slider.focus()
