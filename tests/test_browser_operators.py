@@ -103,15 +103,51 @@ def tiny_model(tmp_path_factory):
     torch.manual_seed(0)
     checkpoint = folder / "tiny.pt"
     torch.save(open_clip.create_model(TINY, pretrained=None).state_dict(), checkpoint)
-    plugin = pathlib.Path(os.environ["FIFTYONE_PLUGINS_DIR"]) / "coreset-test-tiny-clip"
+    plugin = pathlib.Path(os.environ["FIFTYONE_PLUGINS_DIR"]) / "coreset-test-helpers"
     plugin.mkdir(exist_ok=True)
-    (plugin / "fiftyone.yml").write_text('name: "@coreset-test/tiny-clip"\ntype: plugin\noperators: []\n')
-    (plugin / "__init__.py").write_text(
-        "import open_clip\n"
-        f"open_clip.add_model_config({str(config)!r})\n\n\n"
-        "def register(plugin):\n    pass\n"
+    (plugin / "fiftyone.yml").write_text(
+        'name: "@coreset-test/helpers"\ntype: plugin\noperators:\n  - fail_during_run\n'
     )
+    (plugin / "__init__.py").write_text(TEST_PLUGIN.format(config=str(config)))
     return str(checkpoint)
+
+
+#: The App server's test helpers: the tiny architecture, and an operator whose run fails
+#: with an unexpected error, through the plugin's own progress machinery.
+TEST_PLUGIN = """
+import open_clip
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+open_clip.add_model_config({config!r})
+
+
+class FailDuringRun(foo.Operator):
+    @property
+    def config(self):
+        from coreset_curation.operators.progress import long_running_config
+
+        config = long_running_config("fail_during_run", "Test: fail during a run", "Fails at 30%")
+        config.default_choice_to_delegated = False
+        return config
+
+    def resolve_input(self, ctx):
+        return types.Property(types.Object(), view=types.View(label="Test: fail during a run"))
+
+    def execute(self, ctx):
+        from coreset_curation.operators import progress
+
+        def work(report):
+            report(0.3)
+            raise RuntimeError("the disk went away")
+
+        return progress.run(ctx, work, label="Test run", outputs=lambda ctx, s: progress.summary_view("Done", (), s))
+
+
+def register(plugin):
+    plugin.register(FailDuringRun)
+"""
 
 
 # -- the App ----------------------------------------------------------------------------
@@ -143,10 +179,6 @@ def ui(app, tmp_path):
         print("page errors:", app.errors[-5:])
 
 
-def _fail_shot(ui, tmp_path):
-    ui.failure_shot(tmp_path)
-
-
 # -- ZCore -------------------------------------------------------------------------------
 
 
@@ -176,7 +208,7 @@ def test_zcore_from_its_form_shows_progress_then_the_summary_and_the_new_field(f
         # the App reloaded the dataset: the new field is in the sidebar, no page reload
         ui.sidebar_field("zcore_score").wait_for(timeout=ui.clock.ms(30))
         ui.close_dialog()
-    except Exception:
+    except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
 
@@ -202,7 +234,7 @@ def test_zcore_form_without_a_vector_field_says_what_to_do_and_cannot_run(ui, ma
         assert ui.execute_button(dialog).is_disabled()
         ui.shot("06-form-error.png", dialog)
         ui.close_dialog()
-    except Exception:
+    except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
 
@@ -222,7 +254,7 @@ def test_a_bad_value_found_during_a_run_is_one_plain_sentence_and_nothing_is_wri
         assert "Traceback" not in text and len(text.splitlines()) <= 6, text
         ui.shot("07-run-error.png", dialog)
         ui.close_dialog()
-    except Exception:
+    except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
     dataset.reload()
@@ -249,7 +281,7 @@ def test_mimic_defaults_to_the_only_tag_and_shows_the_flagged_count(ui, make_dig
         assert "No value provided" not in text and "Traceback" not in text
         ui.sidebar_field("mimic_score").wait_for(timeout=ui.clock.ms(30))
         ui.close_dialog()
-    except Exception:
+    except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
     dataset.reload()
@@ -270,7 +302,7 @@ def test_mimic_without_any_tag_says_which_to_pick_and_cannot_run(ui, make_digits
         ui.settle(2500)
         assert ui.execute_button(dialog).is_disabled()
         ui.close_dialog()
-    except Exception:
+    except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
 
@@ -325,7 +357,7 @@ def test_coreset_order_then_save_view_default_to_the_zcore_score_and_save_what_t
         ui.settle()
         assert ui.execute_button(dialog).is_disabled()
         ui.close_dialog()
-    except Exception:
+    except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
 
@@ -355,7 +387,7 @@ def test_compute_embeddings_with_a_local_checkpoint(ui, make_digits, tiny_model,
         assert re.search(r"Samples embedded:\s*300", text), text
         ui.sidebar_field("clip_embeddings").wait_for(timeout=ui.clock.ms(30))
         ui.close_dialog()
-    except Exception:
+    except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
     dataset.reload()
@@ -383,7 +415,7 @@ def test_a_scheduled_run_is_the_default_and_lands_when_fiftyone_delegated_launch
         ui.page.get_by_text(re.compile("scheduled", re.I)).first.wait_for(timeout=ui.clock.ms(60))
         ui.shot("09-scheduled.png")
         ui.close_dialog()
-    except Exception:
+    except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
 
@@ -410,3 +442,24 @@ def test_a_scheduled_run_is_the_default_and_lands_when_fiftyone_delegated_launch
     assert result["scored"] == N, result
     dataset.reload()
     assert len(dataset.exists("zcore_score")) == N
+
+
+# -- an unexpected error --------------------------------------------------------------------
+
+
+def test_an_unexpected_error_during_a_run_is_one_sentence_with_the_traceback_folded_away(ui, make_digits, tmp_path):
+    dataset = make_digits(vectors=False, labels=False)
+    try:
+        ui.open_dataset(dataset)
+        dialog = ui.open_operator("Test: fail during a run", "fail during")
+        ui.settle()
+        ui.submit(dialog, "Execute")
+        _, text = ui.watch_progress(dialog, r"Test run: \w+", r"Test run failed")
+        assert "Test run failed: RuntimeError: the disk went away" in text, text
+        assert "The traceback is in the log of the App's server" in text, text
+        assert "Traceback (most recent call last)" not in text and "No value provided" not in text, text
+        assert len(text.splitlines()) <= 6, text
+        ui.close_dialog()
+    except BaseException:  # pytest.fail too
+        ui.failure_shot(tmp_path)
+        raise

@@ -366,7 +366,7 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         panel.get_by_text(re.compile(r"Saved view 'coreset-browser': kept 105, pruned 195")).wait_for(
             timeout=ui.clock.ms(60)
         )
-    except Exception:
+    except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
 
@@ -445,7 +445,7 @@ def test_slider_latency_at_10000_samples(app, big, tmp_path):
             if net:
                 sent.append(net[0][0] - start)
                 served_.append(net[0][1] - net[0][0])
-    except Exception:
+    except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
     p95 = sorted(totals)[max(0, math.ceil(0.95 * len(totals)) - 1)]
