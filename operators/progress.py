@@ -15,11 +15,14 @@ its next progress report: nothing is written, since results are committed
 only after the computation finishes.
 """
 
+import logging
 import threading
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+
+logger = logging.getLogger(__name__)
 
 _POLL_S = 0.5
 _JOIN_S = 60.0
@@ -107,6 +110,16 @@ def _stream(ctx, work, label, outputs):
         yield ctx.ops.show_output(_error_view(label, error).to_json(), dict(error=str(error)))
         yield ctx.ops.notify(f"{label}: {error}", variant="error")
         return
+    if isinstance(error, Exception) and not isinstance(error, Cancelled):
+        # Not a bad input: a bug or a broken environment. The App would show its own dialog
+        # (the result view with "No value provided" everywhere, then the traceback); one
+        # sentence instead, the traceback in the App server's log.
+        logger.error("%s failed", label, exc_info=error)
+        sentence = f"{type(error).__name__}: {error}"
+        yield ctx.ops.set_progress(progress=1.0, label=f"{label}: failed")
+        yield ctx.ops.show_output(_failure_view(label, sentence).to_json(), dict(error=sentence))
+        yield ctx.ops.notify(f"{label} failed: {sentence}", variant="error")
+        return
     if error is not None:
         raise error
     summary = outcome["result"]
@@ -120,6 +133,16 @@ def _error_view(label, error):
     outputs = types.Object()
     outputs.view("error", types.Error(label=f"{label} did not run", description=str(error)))
     return types.Property(outputs, view=types.View(label=f"{label}: nothing was written"))
+
+
+def _failure_view(label, sentence):
+    outputs = types.Object()
+    outputs.view("error", types.Error(
+        label=f"{label} failed: {sentence}",
+        description="Nothing was written. The traceback is in the log of the App's server (the terminal that "
+        "runs the App); please add it to a bug report.",
+    ))
+    return types.Property(outputs, view=types.View(label=f"{label} failed"))
 
 
 def _displayable(summary):
@@ -136,6 +159,8 @@ def _headline(label, summary):
 def summary_view(title, rows, summary):
     """A result view: one read-only line per ``(key, label)`` present in ``summary``, warnings first."""
     outputs = types.Object()
+    # The App shows no title over a result view: the first line says what happened.
+    outputs.view("result_title", types.Header(label=title, divider=True))
     if summary.get("warning"):
         outputs.view("warning", types.Warning(label="Warning", description=summary["warning"]))
     for key, label in rows:

@@ -7,6 +7,8 @@ with its run): a slider move is a threshold on the ranks held in memory, and
 "Show kept" is a small match on the rank field, never a list of ids.
 """
 
+import contextlib
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -31,10 +33,132 @@ _KEPT, _PRUNED = "#ff6d04", "#9e9e9e"
 # The App's plotly.js (3.x) ignores string titles and hides legends unless asked.
 _LEGEND = dict(showlegend=True, legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"))
 _PLOT_CONFIG = dict(displayModeBar=False, scrollZoom=False)
+# Rows of controls: the App reports a control in a row as "<row>.<name>" and keeps its value there.
+_RATES, _TAGGING, _SAVING = "rates", "tagging", "saving"
 
 
 def _title(text):
     return dict(text=text, x=0.01, xanchor="left", font=dict(size=14))
+
+
+@contextlib.contextmanager
+def _one_state_patch(ctx):
+    """Sends the state writes of one event to the App as one patch.
+
+    The App applies every ``patch_panel_state`` in a task of its own and redraws the
+    whole panel for each; an event writes several keys (a slider move: the rate, the
+    typed box's revision, the last control, the render time). The merged patch goes
+    out where the first one would have been overtaken by another operation (the panel
+    output, a view change...), so the App sees the writes in the same order relative
+    to those.
+    """
+    trigger = ctx.trigger
+    pending = {}
+
+    def flush():
+        if pending:
+            trigger("patch_panel_state", params=dict(panel_id=ctx.params.get("panel_id"), state=dict(pending)))
+            pending.clear()
+
+    def batched(operator_name, params=None):
+        params = params or {}
+        own = params.get("panel_id") in (None, ctx.params.get("panel_id"))
+        if operator_name == "patch_panel_state" and own and set(params) <= {"panel_id", "state"}:
+            pending.update(params.get("state") or {})
+            return None
+        flush()
+        return trigger(operator_name, params=params)
+
+    ctx.trigger = batched
+    try:
+        yield
+    finally:
+        flush()
+        del ctx.trigger
+
+
+class _Repeats:
+    """Events seen in the last few seconds, to drop the App's second copy of one."""
+
+    def __init__(self, ttl_s=5.0, size=256):
+        self.ttl_s = ttl_s
+        self.size = size
+        self.seen_at = OrderedDict()
+        self.lock = threading.Lock()
+
+    def seen(self, ctx):
+        params = ctx.params
+        key = json_util.dumps(
+            [ctx.request_params.get("dataset_name"), params.get("panel_id"), params.get("path"),
+             params.get("value"), params.get("panel_state")],
+            sort_keys=True,
+        )
+        now = time.monotonic()
+        with self.lock:
+            while self.seen_at and next(iter(self.seen_at.values())) < now - self.ttl_s:
+                self.seen_at.popitem(last=False)
+            if key in self.seen_at:
+                return True
+            self.seen_at[key] = now
+            while len(self.seen_at) > self.size:
+                self.seen_at.popitem(last=False)
+        return False
+
+
+_REPEATS = _Repeats()
+
+#: what a control shows before the panel stores a value for it
+_CONTROL_DEFAULTS = dict(tag="coreset", view_name="")
+
+
+def _set_rate(state, rate, source="slider"):
+    """Sets the pruning rate; the other control (slider or typed box) is replaced by a new one.
+
+    The App keeps each control's value at the control's path in the panel state and
+    reports a value written there as a change of that control, often late and with a
+    panel state from before the write; it also puts a box the user has typed into
+    back to the typed value. So the panel never writes there: a control that must
+    show a new value is replaced by one of a new name (``rates.rate_typed_3``) whose
+    default is the new value, and events of replaced controls are ignored.
+    """
+    other = "typed_rev" if source == "slider" else "slider_rev"
+    state.set({"prune_rate": rate, other: int(state.get(other) or 0) + 1})
+
+
+def _control(path):
+    """``(name, revision)`` of a control path: ``rates.rate_typed_3`` -> ``("rate_typed", 3)``."""
+    name = (path or "").rsplit(".", 1)[-1]
+    for base in ("prune_rate", "rate_typed"):
+        if name.startswith(base + "_") and name[len(base) + 1:].isdigit():
+            return base, int(name[len(base) + 1:])
+    return name, None
+
+
+def _as_rate(value):
+    """A typed pruning rate as an int in [0, 99], or None if it is no number."""
+    try:
+        return min(99, max(0, int(round(float(value)))))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _ignored(ctx):
+    """True for a control event that changes nothing: from a replaced control, or the App
+    reporting the value a control was created with (it does so for every new control)."""
+    path = ctx.params.get("path") or ""
+    name, revision = _control(path)
+    state = ctx.panel.state
+    if name in _CONTROL_DEFAULTS and "." in path:  # a text box in a row: its setting is the flat name
+        current = state.get(name)
+        value = ctx.params.get("value")
+        return (value or "") == (_CONTROL_DEFAULTS[name] if current is None else current)
+    if revision is None:
+        return False
+    current = int(state.get("slider_rev" if name == "prune_rate" else "typed_rev") or 0)
+    if revision < current:
+        return True
+    rate = _as_rate(ctx.params.get("value"))
+    return rate is None or rate == state.get("prune_rate")
 
 
 class _Cache:
@@ -115,6 +239,15 @@ class CoresetExplorer(foo.Panel):
             help_markdown="Sweep the pruning rate of a score field and save the kept samples as a frozen view.",
         )
 
+    def resolve_panel_config(self):
+        # Not subscribed to the App's view changes: the App sends three of those events (view,
+        # filters, extended stages) after every change of the panel state, view unchanged, and
+        # their round trips and redraws delay the next slider move. A view change is seen at
+        # the panel's next event instead (see execute).
+        config = super().resolve_panel_config()
+        config.pop("on_change_view", None)
+        return config
+
     # -- the view being swept -------------------------------------------------------
 
     def _base(self, ctx):
@@ -126,6 +259,7 @@ class CoresetExplorer(foo.Panel):
     def _rebase(self, ctx):
         state = ctx.panel.state
         state.base_view = _serialize(ctx.view)
+        state.view_key = state.base_view
         state.base_label = _describe(ctx.view)
         state.shown_view = None
 
@@ -154,11 +288,20 @@ class CoresetExplorer(foo.Panel):
             state.embeddings_field = (recorded or vectors or [None])[0]
 
     def execute(self, ctx):
-        # The App answers every panel state change with on_change_view events (view unchanged):
-        # skip those, render included, instead of redrawing each time.
-        if ctx.params.get("__method__") == "on_change_view" and ctx.panel.state.get("view_key") == _serialize(ctx.view):
+        method = ctx.params.get("__method__")
+        if method == "on_change_view" and ctx.panel.state.get("view_key") == _serialize(ctx.view):
+            return None  # the view did not change: nothing to redraw
+        # The App sends some control changes twice at once (same value, same panel state), and
+        # reports a new control's initial value as a change (see _set_rate): neither changes a
+        # setting, and redrawing for them would only slow the next slider move down.
+        if method == "on_change_setting" and (_ignored(ctx) or _REPEATS.seen(ctx)):
             return None
-        return super().execute(ctx)
+        with _one_state_patch(ctx):
+            if method not in (None, "on_startup", "on_load", "on_change_view", "on_change_dataset",
+                              "on_sweep_current_view") and \
+                    ctx.panel.state.get("view_key") is not None:
+                self.on_change_view(ctx)  # the App's view may have changed since the last event
+            return super().execute(ctx)
 
     def on_change_view(self, ctx):
         state = ctx.panel.state
@@ -191,14 +334,25 @@ class CoresetExplorer(foo.Panel):
         self.on_load(ctx)
 
     def on_change_setting(self, ctx):
-        """Any control: the new value arrives in ``ctx.params['value']``."""
-        path = ctx.params.get("path")
+        """Any control: the new value arrives in ``ctx.params['value']``.
+
+        Controls inside a row (``panel.h_stack``) arrive with the row's name in
+        front (``rates.prune_rate_2``, ``tagging.tag``): the setting is the last
+        part, without the revision (see _set_rate), and the panel keeps its value
+        under that flat name; it never writes at a control's own path.
+        """
+        path, _ = _control(ctx.params.get("path"))
         state = ctx.panel.state
         value = ctx.params.get("value")
+        if path == "rate_typed" and _as_rate(value) is None:
+            return  # cleared or half-typed: keep the current rate
+        if path and state.get("last_control") != path:
+            state.last_control = path  # which control the user is on (see the slider's focus)
         if path == "rate_typed":
-            path = "prune_rate"
-            value = min(99, max(0, int(round(float(value))))) if value not in (None, "") else state.get("prune_rate")
-        if path:
+            _set_rate(state, _as_rate(value), source="typed")
+        elif path == "prune_rate":
+            _set_rate(state, value)
+        elif path:
             state.set(path, value)
         if path in ("score_field", "selection", "keep", "stratify", "label_field", "embeddings_field"):
             state.accuracy = None
@@ -208,8 +362,10 @@ class CoresetExplorer(foo.Panel):
                 state.embeddings_field = recorded[0]
         if path == "show_map" and value:
             state.map_pending = True
-        state.message = None
-        state.confirm_overwrite = False
+        if state.get("message") is not None:
+            state.message = None
+        if state.get("confirm_overwrite"):
+            state.confirm_overwrite = False
 
     def on_show_kept(self, ctx):
         self._show(ctx, kept=True)
@@ -229,7 +385,7 @@ class CoresetExplorer(foo.Panel):
 
     def on_tag_kept(self, ctx):
         state = ctx.panel.state
-        tag = (state.get("tag") or "").strip()
+        tag = _text(state, _TAGGING, "tag", default="coreset")
         if not tag:
             state.message = "Enter a tag for the kept samples first."
             return
@@ -242,7 +398,7 @@ class CoresetExplorer(foo.Panel):
 
     def on_save(self, ctx):
         state = ctx.panel.state
-        name = (state.get("view_name") or "").strip()
+        name = _text(state, _SAVING, "view_name")
         if not name:
             state.message = "Enter a name for the saved view."
             return
@@ -274,7 +430,9 @@ class CoresetExplorer(foo.Panel):
         """Computes the missing order right here (small collections)."""
         state = ctx.panel.state
         try:
-            bridge.compute_coreset_order(self._base(ctx), state.get("score_field"), **self._order_kwargs(state))
+            base = self._base(ctx)
+            bridge.compute_coreset_order(base, state.get("score_field"), rank_field=_rank_field(base, state),
+                                         **self._order_kwargs(state))
         except ValueError as error:
             state.message = f"No coreset order: {error}"
             return
@@ -323,11 +481,20 @@ class CoresetExplorer(foo.Panel):
             scored = base.exists(state.get("score_field")).count()
             if scored > AUTO_ORDER_LIMIT:
                 return None
-            bridge.compute_coreset_order(base, state.get("score_field"), **kwargs)
+            bridge.compute_coreset_order(base, state.get("score_field"), rank_field=_rank_field(base, state), **kwargs)
             found = bridge.find_order(base, state.get("score_field"), **kwargs)
         key, config = found
         cache_key = (ctx.dataset.name, state.get("base_view"), key, config.get("token"), state.get("label_field"))
-        return _CACHE.get(cache_key, lambda: self._load(base, config, state.get("label_field")))
+        table = _CACHE.get(cache_key, lambda: self._load(base, config, state.get("label_field")))
+        if table is None:  # an outdated order: computed again in its own field, where it is small enough
+            _CACHE.drop(ctx.dataset.name)
+            if base.exists(state.get("score_field")).count() > AUTO_ORDER_LIMIT:
+                return None
+            bridge.compute_coreset_order(base, state.get("score_field"), rank_field=config["rank_field"], **kwargs)
+            key, config = bridge.find_order(base, state.get("score_field"), **kwargs)
+            cache_key = (ctx.dataset.name, state.get("base_view"), key, config.get("token"), state.get("label_field"))
+            table = _CACHE.get(cache_key, lambda: self._load(base, config, state.get("label_field")))
+        return table
 
     @staticmethod
     def _load(base, config, label_field):
@@ -335,7 +502,10 @@ class CoresetExplorer(foo.Panel):
         ids, columns = bridge.read_columns(base, paths)
         ranks = np.array([-1 if v is None else v for v in columns[config["rank_field"]]], dtype=np.int64)
         ranked = ranks >= 0
-        scores = np.array([v for v, r in zip(columns[config["score_field"]], ranked) if r], dtype=np.float64)
+        raw = columns[config["score_field"]]
+        if any((v is None) != (not r) for v, r in zip(raw, ranked)):
+            return None  # the scores changed since the order was computed (a field no run of ours wrote)
+        scores = np.array([v for v, r in zip(raw, ranked) if r], dtype=np.float64)
         classes = codes = None
         if label_field:
             labels = np.array(["" if v is None else str(v) for v in columns[paths[2]]], dtype=object)[ranked]
@@ -420,15 +590,24 @@ class CoresetExplorer(foo.Panel):
         base = self._base(ctx)
         panel.enum("score_field", fields, label="Score field", default=state.get("score_field"),
                    view=types.DropdownView(), on_change=on_change)
-        rates = panel.h_stack("rates", align_x="left", align_y="center", gap=2)
+        # The slider and the typed box are named after their revision (see _set_rate); each shows
+        # the rate it was created with, as its default.
+        rate = state.get("prune_rate", 50)
+        rates = panel.h_stack(_RATES, align_x="left", align_y="center", gap=2)
+        slider = {"min": 0, "max": 99, "step": 1, "sx": {"mt": 3}}  # room for the value above the thumb
+        if state.get("last_control") not in ("rate_typed", "tag", "view_name"):
+            # The App re-creates the slider whenever its value changes, which drops the keyboard
+            # focus after each key press: the new one takes the focus back, unless the user is
+            # typing into a box (which would lose it).
+            slider["slotProps"] = {"input": {"autoFocus": True}}
         rates.int(
-            "prune_rate", label="Pruning rate (%)", default=state.get("prune_rate", 50), min=0, max=99,
+            f"prune_rate_{int(state.get('slider_rev') or 0)}", label="Pruning rate (%)", default=rate,
+            min=0, max=99, on_change=on_change,
             view=types.SliderView(label_position="top", value_precision=0,
-                                  componentsProps={"slider": {"min": 0, "max": 99, "step": 1}}),
-            on_change=on_change,
+                                  componentsProps={"slider": slider, "item": {"sx": {"width": 360}}}),
         )
-        rates.int("rate_typed", label="or type it", default=state.get("prune_rate", 50), min=0, max=99,
-                  view=types.FieldView(), on_change=on_change)
+        rates.int(f"rate_typed_{int(state.get('typed_rev') or 0)}", label="or type it", default=rate,
+                  min=0, max=99, view=types.FieldView(), on_change=on_change)
         panel.enum("keep", list(bridge.KEEP), label="Keep", default=state.get("keep", "highest"),
                    view=types.RadioView(orientation="horizontal"), on_change=on_change)
         panel.enum("selection", list(bridge.SELECTIONS), label="Selection", default=state.get("selection"),
@@ -453,8 +632,9 @@ class CoresetExplorer(foo.Panel):
             return
         key = (ctx.dataset.name, "map", field)
         if key not in _CACHE.entries:
+            # The App shows a LoadingView's ``text`` (default "Loading"), not its label.
             panel.view("map_loading", types.LoadingView(
-                label=f"Computing the 2-D map of '{field}' (UMAP, once per field; can take a minute)"))
+                text=f"Computing the 2-D map of '{field}' (UMAP, once per field; can take a minute)"))
             panel.view("map_timer", types.TimerView(timeout=50, on_timeout=self.on_compute_map))
             return
         points = _CACHE.get(key, lambda: None)
@@ -500,13 +680,40 @@ class CoresetExplorer(foo.Panel):
         show.btn("show_pruned", label="Show pruned", icon="visibility_off", on_click=self.on_show_pruned)
         show.btn("sweep_current", label="Sweep the App's current view", icon="sync", on_click=self.on_sweep_current_view)
         show.btn("refresh", label="Refresh", icon="refresh", on_click=self.on_refresh)
-        tag = panel.h_stack("tagging", align_x="left", align_y="center", gap=1)
-        tag.str("tag", label="Tag", default=state.get("tag") or "coreset", on_change=self.on_change_setting)
+        tag = panel.h_stack(_TAGGING, align_x="left", align_y="center", gap=1)
+        tag.str("tag", label="Tag", default=_text(state, _TAGGING, "tag", default=_CONTROL_DEFAULTS["tag"]),
+                on_change=self.on_change_setting)
         tag.btn("tag_kept", label="Tag kept", icon="sell", on_click=self.on_tag_kept)
-        save = panel.h_stack("saving", align_x="left", align_y="center", gap=1)
+        save = panel.h_stack(_SAVING, align_x="left", align_y="center", gap=1)
         save.str("view_name", label="Saved view name", default=state.get("view_name"), on_change=self.on_change_setting)
         label = "Overwrite" if state.get("confirm_overwrite") else "Save as view"
         save.btn("save", label=label, icon="save", variant="contained", on_click=self.on_save)
+
+
+def _rank_field(base, state):
+    """Where the panel writes the order it computes: the default rank field for the dataset,
+    one of the view's own for a view (``..._view_1a2b3c4d_rank``).
+
+    The default name does not depend on the view: computed on a view, the order would
+    overwrite the dataset's one, and a view that shows kept or pruned samples, which is
+    a match on that very field, would change while it is re-ranked.
+    """
+    name = bridge.rank_field_name(state.get("score_field"), state.get("selection"), state.get("keep", "highest"),
+                                  state.get("label_field") if state.get("stratify") else None)
+    if not isinstance(base, fov.DatasetView) or not base._stages:
+        return name
+    digest = hashlib.sha1(str(base._serialize(include_uuids=False)).encode()).hexdigest()[:8]
+    return f"{name[:-len('_rank')]}_view_{digest}_rank"
+
+
+def _text(state, row, name, default=""):
+    """A text box's value: the App's own copy (``<row>.<name>``, current even when a button
+    click overtakes the box's debounced change event), else the panel's, else ``default``."""
+    for key in (f"{row}.{name}", name):
+        value = state.get(key)
+        if value is not None:
+            return str(value).strip()
+    return default
 
 
 def _selection_note(selection):
