@@ -10,10 +10,13 @@ Nothing here imports fiftyone or playwright at module level.
 """
 
 import contextlib
+import json
 import math
 import os
+import pathlib
 import re
 import socket
+import tempfile
 import time
 
 import pytest
@@ -29,7 +32,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = ROOT / "docs" / "screenshots"
+#: The README's walk-through is made of these runs' screenshots: ``CORESET_UPDATE_SCREENSHOTS=1``
+#: writes them into docs/screenshots; other runs keep them out of the working tree.
+SHOTS = ROOT / "docs" / "screenshots" if os.environ.get("CORESET_UPDATE_SCREENSHOTS") else \
+    pathlib.Path(tempfile.gettempdir()) / "coreset-screenshots"
 VIEWPORT = dict(width=1600, height=1100)
 PANEL = '[data-cy="panel-content-coreset_explorer"]'
 
@@ -102,6 +108,11 @@ class Browser:
         self.page = self.browser.new_page(viewport=viewport)
         self.errors = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.streams = []  # responses of generator executions: what the server streamed to the App
+        self.page.on(
+            "response",
+            lambda r: self.streams.append(r) if r.url.endswith("/operators/execute/generator") else None,
+        )
         # Pop-ups (Enterprise teaser, analytics prompt) may come at any time: close them first.
         for name in ("Dismiss", "Disable"):
             self.page.add_locator_handler(
@@ -198,12 +209,28 @@ class Browser:
                 if not seen or seen[-1] != match:
                     seen.append(match)
                     if shot and re.search(r"\b[1-9]\d?%", match):
+                        SHOTS.mkdir(parents=True, exist_ok=True)
                         self.page.screenshot(path=str(SHOTS / shot))
                         shot = None
             if re.search(done, text):
                 return seen, text
             self.page.wait_for_timeout(every_ms)
         pytest.fail(f"no end of the run within {cap_s} s; progress seen: {seen}")
+
+    def streamed_progress(self):
+        """The progress labels the server streamed to the App in this page's generator runs.
+
+        A run shorter than the dialog's redraw shows its progress too briefly to read it off
+        the screen; what the App was sent is read from the streamed response instead.
+        """
+        labels = []
+        for response in self.streams:
+            with contextlib.suppress(Exception):  # a stream the page aborted
+                for line in response.text().splitlines():
+                    body = (json.loads(line) if line.strip() else {}).get("body") or {}
+                    if str(body.get("operator_uri", "")).endswith("set_progress"):
+                        labels.append((body.get("params") or {}).get("label"))
+        return labels
 
     @staticmethod
     def text(locator):

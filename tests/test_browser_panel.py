@@ -453,4 +453,7 @@ def test_slider_latency_at_10000_samples(app, big, tmp_path):
           f"p95 {p95:.0f} ms (target 400 ms); key press to request sent: median {statistics.median(sent):.0f} ms "
           f"(the App waits 250 ms for more changes), request round trip: median {statistics.median(served_):.0f} ms, "
           f"all: {[round(t) for t in totals]}")
-    assert statistics.median(totals) < 10_000
+    # The App's own share (its 250 ms wait for more input, the spaces sync and page query it
+    # sends on every panel-state change, its redraw) is most of it; this guards against the
+    # panel's share growing back (a move took 1.0-2.2 s before, 70 s at 100k in prototype).
+    assert statistics.median(totals) < 2500, totals
