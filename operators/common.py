@@ -67,6 +67,19 @@ def blocked(inputs, name, label, message):
     invalid(inputs.str(f"{name}_reason", default=message, view=types.HiddenView()), message)
 
 
+def output_field_input(inputs, ctx, view, method, default):
+    """The output field box, marked invalid when the field is not this method's to write."""
+    from .. import bridge
+
+    prop = inputs.str("score_field", default=default, label="Score field")
+    try:
+        bridge.check_output_field(view, ctx.params.get("score_field") or default, method, param="score_field",
+                                  overwrite=bool(ctx.params.get("overwrite")))
+    except ValueError as error:
+        invalid(prop, str(error))
+    return prop
+
+
 def as_list(value):
     """Accepts a field name or a list of them."""
     if value is None:

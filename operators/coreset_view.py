@@ -32,6 +32,18 @@ ORDER_ROWS = (
 )
 
 
+def _coreset_form(ctx):
+    """``(inputs, view, ready)``: the shared form, or a blocked one when nothing is scored yet."""
+    inputs = types.Object()
+    view = ctx.target_view()
+    bridge.recover(ctx.dataset)
+    if not bridge.score_fields(view):
+        blocked(inputs, "no_scores", "No score field", "Compute ZCore scores first")
+        return inputs, view, False
+    _coreset_inputs(ctx, inputs, view)
+    return inputs, view, True
+
+
 def _coreset_inputs(ctx, inputs, view):
     """The shared form: score field, keep, selection, stratification, embeddings."""
     scores = bridge.score_fields(view)
@@ -70,13 +82,9 @@ class ComputeCoresetOrder(foo.Operator):
         return bridge.compute_coreset_order(sample_collection, score_field, **kwargs)
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        view = ctx.target_view()
-        bridge.recover(ctx.dataset)
-        if not bridge.score_fields(view):
-            blocked(inputs, "no_scores", "No score field", "Compute ZCore scores first")
+        inputs, view, ready = _coreset_form(ctx)
+        if not ready:
             return types.Property(inputs, view=types.View(label="Compute coreset order"))
-        _coreset_inputs(ctx, inputs, view)
         return types.Property(inputs, view=types.View(label="Compute coreset order"))
 
     def execute(self, ctx):
@@ -113,13 +121,9 @@ class SaveCoresetView(foo.Operator):
         return bridge.save_coreset_view(sample_collection, score_field, prune_rate, view_name, **kwargs)
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        view = ctx.target_view()
-        bridge.recover(ctx.dataset)
-        if not bridge.score_fields(view):
-            blocked(inputs, "no_scores", "No score field", "Compute ZCore scores first")
+        inputs, view, ready = _coreset_form(ctx)
+        if not ready:
             return types.Property(inputs, view=types.View(label="Save coreset view"))
-        _coreset_inputs(ctx, inputs, view)
         inputs.float(
             "prune_rate",
             default=0.5,

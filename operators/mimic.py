@@ -5,7 +5,7 @@ import fiftyone.operators.types as types
 
 from .. import bridge
 from ..core.mimic import METHODS
-from .common import blocked, bridge_kwargs, choice, defaults_of, invalid, sdk_kwargs
+from .common import blocked, bridge_kwargs, choice, defaults_of, invalid, output_field_input, sdk_kwargs
 from .progress import long_running_config, queue, run, summary_view
 
 DEFAULTS = defaults_of(bridge.compute_mimic_scores)
@@ -88,14 +88,7 @@ class ComputeMimicScores(foo.Operator):
                 "zero_shot_note",
                 types.Notice(label="The embeddings must come from 'Compute embeddings' (its model's text tower is used)"),
             )
-        score_field = ctx.params.get("score_field") or DEFAULTS["score_field"]
-        prop = inputs.str("score_field", default=DEFAULTS["score_field"], label="Score field")
-        try:
-            bridge.check_output_field(
-                view, score_field, bridge.MIMIC, param="score_field", overwrite=bool(ctx.params.get("overwrite"))
-            )
-        except ValueError as error:
-            invalid(prop, str(error))
+        output_field_input(inputs, ctx, view, bridge.MIMIC, DEFAULTS["score_field"])
         inputs.str(
             "issue_tag",
             default="label_issue",

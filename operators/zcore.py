@@ -4,7 +4,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .. import bridge
-from .common import as_list, blocked, bridge_kwargs, choice, defaults_of, invalid, sdk_kwargs
+from .common import as_list, blocked, bridge_kwargs, choice, defaults_of, invalid, output_field_input, sdk_kwargs
 from .progress import long_running_config, queue, run, summary_view
 
 DEFAULTS = defaults_of(bridge.compute_zcore_scores)
@@ -69,14 +69,7 @@ class ComputeZCoreScores(foo.Operator):
         unknown = [f for f in chosen if f not in fields]
         if unknown:
             invalid(prop, f"embeddings_field: {unknown} are not vector fields of this view")
-        score_field = ctx.params.get("score_field") or DEFAULTS["score_field"]
-        prop = inputs.str("score_field", default=DEFAULTS["score_field"], label="Score field")
-        try:
-            bridge.check_output_field(
-                view, score_field, bridge.ZCORE, param="score_field", overwrite=bool(ctx.params.get("overwrite"))
-            )
-        except ValueError as error:
-            invalid(prop, str(error))
+        output_field_input(inputs, ctx, view, bridge.ZCORE, DEFAULTS["score_field"])
         inputs.bool("overwrite", default=False, label="Overwrite a field this plugin did not write")
         inputs.int("seed", label="Seed", description="Same seed, same scores (empty = random)")
         inputs.bool("advanced", default=False, label="Advanced parameters", view=types.SwitchView())
