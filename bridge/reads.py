@@ -2,10 +2,12 @@
 
 One cursor streams the ids and the requested fields; vectors are decoded
 batch by batch straight into one preallocated float32 matrix (never a list of
-per-sample arrays), with the decompression in a worker thread.
+per-sample arrays), with the decompression in worker threads.
 """
 
 import io
+import os
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from .targets import is_vector_field
 
 _BATCH = 4096
 _IN_FLIGHT = 4
+_DECODERS = max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -97,6 +100,7 @@ class _Decoder:
         self.name = name
         self.dim = None
         self.layouts = {}
+        self.lock = threading.Lock()  # batches are decoded in parallel
 
     def _layout(self, raw):
         """(header length, dtype, size) of a serialized 1-D numpy array, cached per header."""
@@ -136,10 +140,11 @@ class _Decoder:
         return out
 
     def _check_dim(self, size):
-        if self.dim is None:
-            self.dim = size
-        elif size != self.dim:
-            self._ragged([self.dim, size])
+        with self.lock:
+            if self.dim is None:
+                self.dim = size
+            elif size != self.dim:
+                self._ragged([self.dim, size])
 
     def _ragged(self, lengths):
         raise ValueError(
@@ -165,14 +170,18 @@ def read_vectors(collection, fields, *, standardize=False, progress=None):
     missing = []
     state = dict(rows=0)
 
+    allocate = threading.Lock()
+
     def decode(start, batch):
         for k, decoder in enumerate(decoders):
             rows = decoder.rows([values[k] for values in batch])
-            if blocks[k] is None:
-                blocks[k] = np.empty((total, rows.shape[1]), np.float32)
+            with allocate:
+                if blocks[k] is None:
+                    blocks[k] = np.empty((total, rows.shape[1]), np.float32)
             blocks[k][start : start + len(rows)] = rows
 
-    with ThreadPoolExecutor(1) as pool:
+    # zlib and numpy release the GIL: the decoders run beside the cursor's BSON decoding
+    with ThreadPoolExecutor(_DECODERS) as pool:
         pending = []
         batch, batch_ids = [], []
         seen = 0
