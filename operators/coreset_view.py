@@ -82,9 +82,7 @@ class ComputeCoresetOrder(foo.Operator):
         return bridge.compute_coreset_order(sample_collection, score_field, **kwargs)
 
     def resolve_input(self, ctx):
-        inputs, view, ready = _coreset_form(ctx)
-        if not ready:
-            return types.Property(inputs, view=types.View(label="Compute coreset order"))
+        inputs, _, _ = _coreset_form(ctx)
         return types.Property(inputs, view=types.View(label="Compute coreset order"))
 
     def execute(self, ctx):
