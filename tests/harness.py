@@ -135,8 +135,6 @@ def app_execute(operator_uri, view, params):
 
 def form(operator_uri, view, params=None):
     """The operator's resolved input form (as the App gets it) and its validation errors."""
-    import asyncio
-
     import fiftyone.operators as foo
     from fiftyone.operators.executor import ExecutionContext, ValidationContext
 
@@ -192,3 +190,31 @@ def add_fast_samples(dataset, vectors, *, labels=None, start=0, batch=10_000):
         collection.insert_many(docs, ordered=False)
     dataset.reload()
     return dataset
+
+
+#: A tiny open_clip architecture: random-init checkpoints of it stand in for downloaded weights.
+TINY_CLIP = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def tiny_clip(folder, name, cfg=TINY_CLIP, seeds=(0,)):
+    """Registers the architecture ``name`` with open_clip (its config saved in ``folder``) and
+    saves one random-init checkpoint per seed; returns ``(config path, [checkpoint paths])``."""
+    import json
+
+    import open_clip
+    import torch
+
+    folder = pathlib.Path(folder)
+    config = folder / f"{name}.json"
+    config.write_text(json.dumps(cfg))
+    open_clip.add_model_config(config)
+    checkpoints = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        checkpoints.append(str(folder / f"{name}_{seed}.pt"))
+        torch.save(open_clip.create_model(name, pretrained=None).state_dict(), checkpoints[-1])
+    return str(config), checkpoints

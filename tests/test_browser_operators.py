@@ -10,7 +10,6 @@ reload, errors in one sentence) and what the database holds.
 Needs the Debian ``chromium`` package; skipped without it.
 """
 
-import json
 import re
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 
 from app import Browser, Clock, needs_chromium, served
 from conftest import PLUGIN_NAME
+from harness import TINY_CLIP, tiny_clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium]
 
@@ -29,11 +29,6 @@ N = 300
 TRUSTED = 60
 ORCHESTRATORS = dict(FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS="true")
 TINY = "coreset-test-tiny-browser"
-TINY_CFG = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
 
 
 # -- data -------------------------------------------------------------------------------
@@ -93,23 +88,14 @@ def tiny_model(tmp_path_factory):
     import os
     import pathlib
 
-    import open_clip
-    import torch
-
-    folder = tmp_path_factory.mktemp("tiny_clip")
-    config = folder / f"{TINY}.json"
-    config.write_text(json.dumps(TINY_CFG))
-    open_clip.add_model_config(config)
-    torch.manual_seed(0)
-    checkpoint = folder / "tiny.pt"
-    torch.save(open_clip.create_model(TINY, pretrained=None).state_dict(), checkpoint)
+    config, (checkpoint,) = tiny_clip(tmp_path_factory.mktemp("tiny_clip"), TINY)
     plugin = pathlib.Path(os.environ["FIFTYONE_PLUGINS_DIR"]) / "coreset-test-helpers"
     plugin.mkdir(exist_ok=True)
     (plugin / "fiftyone.yml").write_text(
         'name: "@coreset-test/helpers"\ntype: plugin\noperators:\n  - fail_during_run\n'
     )
-    (plugin / "__init__.py").write_text(TEST_PLUGIN.format(config=str(config)))
-    return str(checkpoint)
+    (plugin / "__init__.py").write_text(TEST_PLUGIN.format(config=config))
+    return checkpoint
 
 
 #: The App server's test helpers: the tiny architecture, and an operator whose run fails
@@ -412,7 +398,7 @@ def test_compute_embeddings_with_a_local_checkpoint(ui, make_digits, tiny_model,
         raise
     dataset.reload()
     vectors = dataset.values("clip_embeddings")
-    assert all(v is not None and len(v) == TINY_CFG["embed_dim"] for v in vectors)
+    assert all(v is not None and len(v) == TINY_CLIP["embed_dim"] for v in vectors)
 
 
 # -- scheduling ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ downloaded); a ResNet-18 zoo model gets its weights the documented offline
 way, as files in ``fo.config.model_zoo_dir``.
 """
 
-import json
 import os
 import pickle
 import socket
@@ -21,6 +20,7 @@ import torch
 from PIL import Image
 
 from coreset_curation.bridge.embeddings import zero_shot_text
+from harness import tiny_clip
 
 TINY = "coreset-test-tiny-core"
 TINY_CFG = {
@@ -36,13 +36,10 @@ OTHER_CFG = {**TINY_CFG, "vision_cfg": {**TINY_CFG["vision_cfg"], "width": 96}}
 def tiny(tmp_path_factory):
     """Registers two tiny architectures; returns (folder, checkpoint of TINY, source model)."""
     folder = tmp_path_factory.mktemp("tiny_core")
-    for name, cfg in ((TINY, TINY_CFG), (OTHER, OTHER_CFG)):
-        (folder / f"{name}.json").write_text(json.dumps(cfg))
-        open_clip.add_model_config(folder / f"{name}.json")
-    torch.manual_seed(0)
-    source = open_clip.create_model(TINY, pretrained=None).eval()
-    torch.save(source.state_dict(), folder / "tiny.pt")
-    return folder, str(folder / "tiny.pt"), source
+    tiny_clip(folder, OTHER, OTHER_CFG, seeds=())
+    checkpoint = tiny_clip(folder, TINY, TINY_CFG)[1][0]
+    source = open_clip.create_model(TINY, pretrained=checkpoint).eval()
+    return folder, checkpoint, source
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import PLUGIN_NAME
-from harness import app_execute, fast_dataset
+from harness import fast_dataset
 
 ZCORE = f"{PLUGIN_NAME}/compute_zcore_scores"
 MIMIC = f"{PLUGIN_NAME}/compute_mimic_scores"

@@ -6,7 +6,6 @@ Models are random-init: a tiny open_clip architecture (registered with open_clip
 ResNet-18 passed as a FiftyOne ``TorchImageModel`` object. Nothing is downloaded.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -21,31 +20,19 @@ import torch
 from PIL import Image
 
 from conftest import PLUGIN_NAME, ROOT
+from harness import TINY_CLIP, tiny_clip
 
 EMBED = f"{PLUGIN_NAME}/compute_embeddings"
 ZCORE = f"{PLUGIN_NAME}/compute_zcore_scores"
 TINY = "coreset-test-tiny-operator"
-TINY_CFG = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
-DIM = TINY_CFG["embed_dim"]
+DIM = TINY_CLIP["embed_dim"]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Registers the tiny architecture; returns (config path, checkpoint A, checkpoint B)."""
-    folder = tmp_path_factory.mktemp("tiny_model")
-    config = folder / f"{TINY}.json"
-    config.write_text(json.dumps(TINY_CFG))
-    open_clip.add_model_config(config)
-    paths = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        paths.append(str(folder / f"tiny_{seed}.pt"))
-        torch.save(open_clip.create_model(TINY, pretrained=None).state_dict(), paths[-1])
-    return str(config), paths[0], paths[1]
+    config, (first, second) = tiny_clip(tmp_path_factory.mktemp("tiny_model"), TINY, seeds=(0, 1))
+    return config, first, second
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ checked.
 """
 
 import importlib
-import json
 import uuid
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 from PIL import Image
 
 from conftest import PLUGIN_NAME
+from harness import tiny_clip
 
 MIMIC = f"{PLUGIN_NAME}/compute_mimic_scores"
 EMBED = f"{PLUGIN_NAME}/compute_embeddings"
@@ -28,11 +28,6 @@ NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 N = 400
 NOISE = 0.15
 TINY = "coreset-test-tiny-mimic"
-TINY_CFG = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
 
 
 @pytest.fixture(scope="module")
@@ -296,12 +291,7 @@ def test_bad_input_errors_and_never_writes(fo, foo, make_dataset, digits, tmp_pa
 def tiny_embedded(fo, foo, tmp_path_factory):
     """A dataset of 30 random images embedded by the compute_embeddings operator with a tiny model."""
     folder = tmp_path_factory.mktemp("tiny_mimic")
-    config = folder / f"{TINY}.json"
-    config.write_text(json.dumps(TINY_CFG))
-    open_clip.add_model_config(config)
-    torch.manual_seed(0)
-    ckpt = folder / "tiny.pt"
-    torch.save(open_clip.create_model(TINY, pretrained=None).state_dict(), ckpt)
+    ckpt = tiny_clip(folder, TINY)[1][0]
     rng = np.random.default_rng(0)
     samples = []
     for i in range(30):
@@ -313,7 +303,7 @@ def tiny_embedded(fo, foo, tmp_path_factory):
     dataset.add_samples(samples, progress=False)
     embed = foo.get_operator(EMBED)
     embed(dataset, "open-clip-torch", "clip", clip_model=TINY, pretrained=str(ckpt), num_workers=0, device="cpu")
-    yield dataset, str(ckpt)
+    yield dataset, ckpt
     dataset.delete()
 
 
