@@ -16,6 +16,7 @@ from .coresets import (
     order_for,
     pruned_view,
     rank_field_name,
+    unpinned_rank_field,
     recorded_embeddings_fields,
     resolve_selection,
     save_coreset_view,

@@ -197,7 +197,7 @@ def compute_coreset_order(
         raise ValueError("coreset orders and views are computed on samples; run them on the dataset or a view of it")
     spec = _order_spec(collection, score_field, selection, keep, stratify_by, embeddings_field)
     if rank_field is None:
-        rank_field = _unpinned(collection, rank_field_name(score_field, spec["selection"], spec["keep"],
+        rank_field = unpinned_rank_field(collection, rank_field_name(score_field, spec["selection"], spec["keep"],
                                                            spec["stratify_by"]))
     elif rank_field in runs.pinned_rank_fields(collection):
         raise ValueError(f"rank_field: '{rank_field}' is frozen by a saved coreset view; choose another name")
@@ -255,7 +255,7 @@ def compute_coreset_order(
     return summary
 
 
-def _unpinned(collection, name):
+def unpinned_rank_field(collection, name):
     """``name``, or ``name_2``, ``name_3``, ... : the first that no saved coreset view is frozen on."""
     pinned = runs.pinned_rank_fields(collection)
     candidate, version = name, 1

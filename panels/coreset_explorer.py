@@ -475,25 +475,29 @@ class CoresetExplorer(foo.Panel):
         """The sweep table of the current settings, or None when the order is still missing."""
         state = ctx.panel.state
         base = self._base(ctx)
+        score_field, label_field = state.get("score_field"), state.get("label_field")
         kwargs = self._order_kwargs(state)
-        found = bridge.find_order(base, state.get("score_field"), **kwargs)
-        if found is None:
-            scored = base.exists(state.get("score_field")).count()
-            if scored > AUTO_ORDER_LIMIT:
+
+        def computed(rank_field):
+            """The order computed on the spot into ``rank_field``, or None when the view is too large for that."""
+            if base.exists(score_field).count() > AUTO_ORDER_LIMIT:
                 return None
-            bridge.compute_coreset_order(base, state.get("score_field"), rank_field=_rank_field(base, state), **kwargs)
-            found = bridge.find_order(base, state.get("score_field"), **kwargs)
-        key, config = found
-        cache_key = (ctx.dataset.name, state.get("base_view"), key, config.get("token"), state.get("label_field"))
-        table = _CACHE.get(cache_key, lambda: self._load(base, config, state.get("label_field")))
+            bridge.compute_coreset_order(base, score_field, rank_field=rank_field, **kwargs)
+            return bridge.find_order(base, score_field, **kwargs)
+
+        def cached(found):
+            key, config = found
+            cache_key = (ctx.dataset.name, state.get("base_view"), key, config.get("token"), label_field)
+            return _CACHE.get(cache_key, lambda: self._load(base, config, label_field))
+
+        found = bridge.find_order(base, score_field, **kwargs) or computed(_rank_field(base, state))
+        if found is None:
+            return None
+        table = cached(found)
         if table is None:  # an outdated order: computed again in its own field, where it is small enough
             _CACHE.drop(ctx.dataset.name)
-            if base.exists(state.get("score_field")).count() > AUTO_ORDER_LIMIT:
-                return None
-            bridge.compute_coreset_order(base, state.get("score_field"), rank_field=config["rank_field"], **kwargs)
-            key, config = bridge.find_order(base, state.get("score_field"), **kwargs)
-            cache_key = (ctx.dataset.name, state.get("base_view"), key, config.get("token"), state.get("label_field"))
-            table = _CACHE.get(cache_key, lambda: self._load(base, config, state.get("label_field")))
+            found = computed(bridge.unpinned_rank_field(base, found[1]["rank_field"]))
+            table = None if found is None else cached(found)
         return table
 
     @staticmethod
@@ -692,7 +696,8 @@ class CoresetExplorer(foo.Panel):
 
 def _rank_field(base, state):
     """Where the panel writes the order it computes: the default rank field for the dataset,
-    one of the view's own for a view (``..._view_1a2b3c4d_rank``).
+    one of the view's own for a view (``..._view_1a2b3c4d_rank``); a new version of it
+    (``..._rank_2``) when a saved coreset view is frozen on it.
 
     The default name does not depend on the view: computed on a view, the order would
     overwrite the dataset's one, and a view that shows kept or pruned samples, which is
@@ -700,10 +705,10 @@ def _rank_field(base, state):
     """
     name = bridge.rank_field_name(state.get("score_field"), state.get("selection"), state.get("keep", "highest"),
                                   state.get("label_field") if state.get("stratify") else None)
-    if not isinstance(base, fov.DatasetView) or not base._stages:
-        return name
-    digest = hashlib.sha1(str(base._serialize(include_uuids=False)).encode()).hexdigest()[:8]
-    return f"{name[:-len('_rank')]}_view_{digest}_rank"
+    if isinstance(base, fov.DatasetView) and base._stages:
+        digest = hashlib.sha1(str(base._serialize(include_uuids=False)).encode()).hexdigest()[:8]
+        name = f"{name[:-len('_rank')]}_view_{digest}_rank"
+    return bridge.unpinned_rank_field(base, name)
 
 
 def _text(state, row, name, default=""):

@@ -237,3 +237,17 @@ def test_plots_do_not_zoom_on_the_mouse_wheel(panel_module, make_dataset):
     dataset = _scored_dataset(make_dataset, 20)
     driver = _open(panel_module, dataset.view(), selection="top")
     assert driver.output["type"]["properties"]["histogram"]["view"]["config"]["scrollZoom"] is False
+
+
+def test_after_a_save_and_re_scoring_the_panel_orders_into_a_new_field(panel_module, ops, make_dataset):
+    dataset = _scored_dataset(make_dataset, 60)
+    ops["compute_zcore_scores"](dataset, "emb", n_samples=2000, seed=0)
+    driver = _open(panel_module, dataset.view(), score_field="zcore_score", view_name="frozen-one")
+    driver.event("on_save")
+    frozen = set(dataset.load_saved_view("frozen-one").values("id"))
+    ops["compute_zcore_scores"](dataset, "emb", n_samples=2000, seed=1)  # the order is now outdated
+    driver.event("on_refresh")
+    assert driver.component("error") is None, driver.component("error")
+    assert "Kept 30" in _summary(driver)
+    assert dataset.has_field("zcore_score_prototype_rank_2")  # the frozen field is kept as it was
+    assert set(dataset.load_saved_view("frozen-one").values("id")) == frozen
