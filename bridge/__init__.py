@@ -10,7 +10,9 @@ from .coresets import (
     KEEP,
     SELECTIONS,
     accuracy_curve,
+    check_view_name,
     compute_coreset_order,
+    coreset_views,
     find_order,
     kept_view,
     order_for,
@@ -20,6 +22,8 @@ from .coresets import (
     recorded_embeddings_fields,
     resolve_selection,
     save_coreset_view,
+    score_fingerprint,
+    tag_coreset,
     view_run_key,
 )
 from .embeddings import (
@@ -33,7 +37,7 @@ from .mimic import DEFAULT_SCORE_FIELD as DEFAULT_MIMIC_FIELD
 from .mimic import REFERENCES as MIMIC_REFERENCES
 from .mimic import compute_mimic_scores
 from .reads import read_columns, read_vectors
-from .runs import EMBEDDINGS, MIMIC, ORDER, PLUGIN, VIEW, ZCORE, check_output_field
+from .runs import EMBEDDINGS, MIMIC, ORDER, PLUGIN, TAG, VIEW, ZCORE, check_output_field
 from .targets import target_of
 from .zcore import DEFAULT_SCORE_FIELD as DEFAULT_ZCORE_FIELD
 from .zcore import compute_zcore_scores

@@ -6,18 +6,22 @@ A run computes everything first. :func:`commit` then
 2. under a lock on each written field (and saved-view name), checks what must
    still hold, and records the plan in a journal document: the commit point;
 3. applies the plan: declares the fields, merges the staged values into the
-   sample (or frame) documents with server-side ``$merge`` stages, moves tags
-   and coreset memberships, saves a saved view, replaces the run record
-   (``register_run`` + ``save_run_results``), then drops the journal entry.
+   sample (or frame) documents with server-side ``$merge`` stages, adds the
+   run's tags and releases those of the record it replaces (:mod:`.tags`),
+   saves a saved view, replaces the run record (``register_run`` +
+   ``save_run_results``), then drops the journal entry.
 
 A failure or ``kill -9`` before the commit point leaves the dataset and the
 old run record as they were (the staged copy is dropped, now or by the next
 recovery). After it, every step is idempotent and the journal holds the whole
 plan: :func:`recover`, which every plugin entry point calls, finishes it, so
-the field ends up holding all the new values and the new run record.
+the field ends up holding all the new values and the new run record. A plan
+that fails for another reason than a lost connection is given up once: a new
+field is removed, the run's tags released, the old run record kept.
 """
 
 import datetime
+import logging
 import os
 import socket
 import time
@@ -32,9 +36,11 @@ from pymongo.errors import DuplicateKeyError
 import eta.core.utils as etau
 import fiftyone.core.odm as foo
 import fiftyone.core.runs as fors
-import fiftyone.core.view as fov
 
+from . import internals, tags
 from .targets import Target, target_of
+
+logger = logging.getLogger(__name__)
 
 JOURNAL = "coreset_curation.commits"
 LOCKS = "coreset_curation.locks"
@@ -92,15 +98,15 @@ class FieldWrite:
 
 
 @dataclass
-class MembershipWrite:
-    """``member`` is removed from list field ``name`` everywhere, then added to some documents.
+class TagWrite:
+    """The run wants ``tag`` on some samples; the tags its previous record added are released.
 
-    The documents are given by ``ids``, or by a MongoDB ``query`` on the
-    target's documents (applied server-side: no id list travels).
+    The samples are given by ``ids``, or by a MongoDB ``query`` on the
+    sample documents (applied server-side: no id list travels). Ownership is
+    per sample (:mod:`.tags`): a tag that was there before is never removed.
     """
 
-    name: str  # "tags", or a ListField(StringField)
-    member: str
+    tag: str
     ids: np.ndarray = None
     query: dict = None
 
@@ -155,9 +161,11 @@ class _Locks:
         self.held = []
 
 
-def lock_keys(target, writes=(), saved_view=None):
-    dataset_id = str(target.root._doc.id)
+def lock_keys(target, writes=(), saved_view=None, run_key=None):
+    dataset_id = internals.dataset_id(target.root)
     keys = [f"{dataset_id}:{target.kind}:{w.name}" for w in writes]
+    if run_key is not None:
+        keys.append(f"{dataset_id}:run:{run_key}")
     if saved_view is not None:
         keys.append(f"{dataset_id}:view:{saved_view.name}")
     return keys
@@ -174,8 +182,8 @@ def commit(collection, run_key, config, results, *, writes=(), saved_view=None, 
         run_key: the run key (validated by the caller)
         config: a ``fiftyone.core.runs.RunConfig`` of this plugin
         results: a JSON-serializable dict stored as the run's results
-        writes: :class:`FieldWrite` and :class:`MembershipWrite` objects
-        saved_view: an optional :class:`SavedView` to save (overwriting)
+        writes: :class:`FieldWrite` and :class:`TagWrite` objects
+        saved_view: an optional :class:`SavedView` to save (replacing this plugin's own view of that name)
         precheck: called under the locks, before the commit point; raise to abort
     """
     target = target_of(collection)
@@ -183,9 +191,8 @@ def commit(collection, run_key, config, results, *, writes=(), saved_view=None, 
     token = uuid.uuid4().hex
     journal = db[JOURNAL]
     journal.create_index("dataset_id")
-    journal.insert_one(
-        dict(_id=token, dataset_id=str(target.root._doc.id), state="staging", owner=_owner(), created_at=_now())
-    )
+    dataset_id = internals.dataset_id(target.root)
+    journal.insert_one(dict(_id=token, dataset_id=dataset_id, state="staging", owner=_owner(), created_at=_now()))
     committed = False
     try:
         plan = _stage(db, token, target, writes)
@@ -193,31 +200,40 @@ def commit(collection, run_key, config, results, *, writes=(), saved_view=None, 
             key=run_key,
             config=config.serialize(),
             results=results,
-            stages=_stages(collection),
+            stages=internals.view_stages(collection),
         )
         if saved_view is not None:
             plan["saved_view"] = dict(
-                name=saved_view.name, description=saved_view.description, stages=_stages(saved_view.view)
+                name=saved_view.name, description=saved_view.description,
+                stages=internals.view_stages(saved_view.view),
             )
-        what = ", ".join(f"'{w.name}'" for w in writes if isinstance(w, FieldWrite)) or "these results"
-        with _Locks(lock_keys(target, [w for w in writes if isinstance(w, FieldWrite)], saved_view), what):
+        fields = [w for w in writes if isinstance(w, FieldWrite)]
+        what = ", ".join(f"'{w.name}'" for w in fields) or "these results"
+        with _Locks(lock_keys(target, fields, saved_view, run_key), what):
             if precheck is not None:
                 precheck()
+            previous = internals.run_docs(target.root).get(run_key)
+            plan["release"] = (previous.config or {}).get("token") if previous is not None else None
+            for write in plan["writes"]:
+                if write["type"] == "field":
+                    write["existed"] = target.get_field(write["name"]) is not None
+            if saved_view is not None:
+                plan["saved_view"]["existed"] = target.root.has_saved_view(saved_view.name)
             journal.update_one({"_id": token}, {"$set": dict(state="applying", plan=json_util.dumps(plan))})
             committed = True
-            _apply(target.root, token, plan, collection=collection)
+            try:
+                _apply(target.root, token, plan, collection=collection)
+            except Exception as error:
+                if _transient(error):
+                    raise
+                _give_up(target.root, token, plan, error)
+                raise
     except BaseException:
         if committed:  # past the commit point: leave the plan to recover()
-            journal.update_one({"_id": token}, {"$set": {"owner": None}})
+            journal.update_one({"_id": token, "state": "applying"}, {"$set": {"owner": None}})
         else:
             _discard(db, token)
         raise
-
-
-def _stages(collection):
-    if isinstance(collection, fov.DatasetView):
-        return [json_util.dumps(s) for s in collection._serialize(include_uuids=False)]
-    return None
 
 
 def _stage(db, token, target, writes):
@@ -251,12 +267,10 @@ def _stage(db, token, target, writes):
                 )
             )
         elif write.query is not None:
-            plan["writes"].append(
-                dict(type="membership", name=write.name, member=write.member, parts=[], query=write.query)
-            )
+            plan["writes"].append(dict(type="tags", tag=write.tag, parts=[], query=write.query))
         else:
-            parts = _insert_parts(db, base, ({"_id": i, "m": now} for i in ids), len(ids))
-            plan["writes"].append(dict(type="membership", name=write.name, member=write.member, parts=parts))
+            parts = _insert_parts(db, base, ({"_id": i} for i in ids), len(ids))
+            plan["writes"].append(dict(type="tags", tag=write.tag, parts=parts, query=None))
     return plan
 
 
@@ -278,15 +292,13 @@ def _insert_parts(db, base, docs, count):
 
 
 def _discard(db, token):
-    for name in db.list_collection_names(filter={"name": {"$regex": f"^{STAGING}\\.{token}\\."}}):
-        db.drop_collection(name)
+    _drop_staging(db, token)
     db[JOURNAL].delete_one({"_id": token})
 
 
-def _rebuild(root, stages):
-    if stages is None:
-        return root
-    return fov.DatasetView._build(root, [json_util.loads(s) for s in stages])
+def _drop_staging(db, token):
+    for name in db.list_collection_names(filter={"name": {"$regex": f"^{STAGING}\\.{token}\\."}}):
+        db.drop_collection(name)
 
 
 def _merge_all(db, pipelines):
@@ -306,47 +318,18 @@ def _apply(root, token, plan, collection=None):
     db = _db()
     run = plan["run"]
     if collection is None:
-        collection = _rebuild(root, run["stages"])
+        collection = internals.build_view(root, run["stages"])
     target = target_of(collection)
+    dataset_id = internals.dataset_id(root)
+    owner = _tag_owner(plan, token)
     for write in plan["writes"]:
         if write["type"] == "field":
-            kwargs = {
-                k: etau.get_class(v) if isinstance(v, str) and "." in v and k.endswith("field") else v
-                for k, v in write.get("ftype_kwargs", {}).items()
-            }
-            target.declare(write["name"], etau.get_class(write["ftype"]), **kwargs)
-            merges = []
-            for into in target.merge_collections:
-                pipeline = [
-                    {"$project": {write["name"]: "$v", "last_modified_at": "$m"}},
-                    {"$merge": {"into": into, "on": "_id", "whenMatched": "merge", "whenNotMatched": "discard"}},
-                ]
-                merges += [(part, pipeline) for part in write["parts"]]
-            _merge_all(db, merges)
-        else:
-            name, member = write["name"], write["member"]
-            if name != "tags":
-                import fiftyone.core.fields as fof
-
-                target.declare(name, fof.ListField, subfield=fof.StringField)
-            merges = []
-            for into in target.merge_collections:
-                db[into].update_many({name: member}, {"$pull": {name: member}})
-                if write.get("query") is not None:
-                    db[into].update_many(
-                        write["query"], [{"$set": {name: {"$setUnion": [{"$ifNull": [f"${name}", []]}, [member]]},
-                                                   "last_modified_at": "$$NOW"}}]
-                    )
-                    continue
-                add = [
-                    {"$set": {name: {"$setUnion": [{"$ifNull": [f"${name}", []]}, [member]]},
-                              "last_modified_at": "$$new.m"}}
-                ]
-                pipeline = [
-                    {"$merge": {"into": into, "on": "_id", "whenMatched": add, "whenNotMatched": "discard"}}
-                ]
-                merges += [(part, pipeline) for part in write["parts"]]
-            _merge_all(db, merges)
+            _merge_field(db, target, write)
+    for write in plan["writes"]:
+        if write["type"] == "tags":
+            samples = internals.sample_collection_name(root)
+            tags.record(db, samples, dataset_id, write["tag"], owner, query=write["query"], staged=write["parts"])
+            tags.apply(db, samples, dataset_id, write["tag"], owner)
     if target.kind == "samples":
         for write in plan["writes"]:
             if write.get("index"):
@@ -354,8 +337,41 @@ def _apply(root, token, plan, collection=None):
     if "saved_view" in plan:
         saved = plan["saved_view"]
         root.save_view(
-            saved["name"], _rebuild(root, saved["stages"]), description=saved["description"], overwrite=True
+            saved["name"], internals.build_view(root, saved["stages"]), description=saved["description"],
+            overwrite=True,
         )
+    if plan.get("release") and plan["release"] != owner:
+        tags.release(root, plan["release"])
+    _replace_run_record(collection, run)
+    for write in plan["writes"]:
+        for part in write["parts"]:
+            db.drop_collection(part)
+    db[JOURNAL].delete_one({"_id": token})
+    target.reload()
+
+
+def _tag_owner(plan, token):
+    """The token that owns a run's tags: its config's ``token`` (what cleanup and reruns release)."""
+    return plan["run"]["config"].get("token") or token
+
+
+def _merge_field(db, target, write):
+    kwargs = {
+        k: etau.get_class(v) if isinstance(v, str) and "." in v and k.endswith("field") else v
+        for k, v in write.get("ftype_kwargs", {}).items()
+    }
+    target.declare(write["name"], etau.get_class(write["ftype"]), **kwargs)
+    merges = []
+    for into in target.merge_collections:
+        pipeline = [
+            {"$project": {write["name"]: "$v", "last_modified_at": "$m"}},
+            {"$merge": {"into": into, "on": "_id", "whenMatched": "merge", "whenNotMatched": "discard"}},
+        ]
+        merges += [(part, pipeline) for part in write["parts"]]
+    _merge_all(db, merges)
+
+
+def _replace_run_record(collection, run):
     config = fors.BaseRunConfig.from_dict(dict(run["config"]))
     method = config.build()
     if run["key"] in collection.list_runs():  # the previous record (its fields are ours now)
@@ -364,38 +380,82 @@ def _apply(root, token, plan, collection=None):
     method.save_run_results(
         collection, run["key"], fors.RunResults(collection, config, run["key"], **run["results"]), overwrite=True
     )
+
+
+def _transient(error):
+    """Whether a failure may pass by itself (the database was unreachable), so the commit is retried."""
+    from pymongo.errors import ConnectionFailure
+
+    return isinstance(error, ConnectionFailure)
+
+
+def _give_up(root, token, plan, error):
+    """A commit that cannot finish: undo what can be undone, keep the old run record, never retry."""
+    logger.error("Could not finish writing the results of run '%s': %s", plan["run"]["key"], error)
+    db = _db()
+    target = target_of(internals.build_view(root, plan["run"]["stages"]))
     for write in plan["writes"]:
-        for part in write["parts"]:
-            db.drop_collection(part)
-    db[JOURNAL].delete_one({"_id": token})
-    target.reload()
+        if write["type"] == "field" and not write.get("existed", True):
+            target.delete(write["name"])  # it was new: nothing of it is left
+    saved = plan.get("saved_view")
+    if saved and not saved.get("existed", True) and root.has_saved_view(saved["name"]):
+        if root.load_saved_view(saved["name"]) == internals.build_view(root, saved["stages"]):
+            root.delete_saved_view(saved["name"])
+    tags.release(root, _tag_owner(plan, token))
+    _drop_staging(db, token)
+    db[JOURNAL].update_one(
+        {"_id": token}, {"$set": dict(state="failed", error=f"{type(error).__name__}: {error}", owner=None),
+                         "$unset": {"plan": ""}},
+    )
 
 
 def recover(dataset):
     """Finishes this dataset's interrupted commits and drops abandoned staged data.
 
+    A commit that fails again for a reason other than a lost database
+    connection is given up (see :func:`_give_up`) rather than retried on every
+    call. Journals, staged data and tag records of deleted datasets are dropped.
     Returns the number of commits finished.
     """
     db = _db()
     finished = 0
-    dataset_id = str(dataset._doc.id)
-    for doc in list(db[JOURNAL].find({"dataset_id": dataset_id})):
+    dataset_id = internals.dataset_id(dataset)
+    for doc in list(db[JOURNAL].find({"dataset_id": dataset_id, "state": {"$ne": "failed"}})):
         if _alive(doc.get("owner")):
             continue  # its process is still working on it
         if doc.get("state") == "applying":
             with _Locks([f"{dataset_id}:recover:{doc['_id']}"], "this dataset's interrupted results"):
-                if db[JOURNAL].find_one({"_id": doc["_id"]}) is None:
+                if db[JOURNAL].find_one({"_id": doc["_id"], "state": "applying"}) is None:
                     continue
-                _apply(dataset, doc["_id"], json_util.loads(doc["plan"]))
+                plan = json_util.loads(doc["plan"])
+                try:
+                    _apply(dataset, doc["_id"], plan)
+                except Exception as error:
+                    if _transient(error):
+                        raise
+                    _give_up(dataset, doc["_id"], plan, error)
+                    continue
                 finished += 1
         else:
             _discard(db, doc["_id"])
+    _forget_deleted_datasets(db)
     return finished
+
+
+def _forget_deleted_datasets(db):
+    live = internals.live_dataset_ids()
+    for doc in db[JOURNAL].find({"dataset_id": {"$nin": sorted(live)}}, {"_id": True}):
+        _discard(db, doc["_id"])
+    tokens = set(db[JOURNAL].distinct("_id"))
+    for name in db.list_collection_names(filter={"name": {"$regex": f"^{STAGING}\\."}}):
+        if name.split(".")[2] not in tokens:
+            db.drop_collection(name)
+    tags.forget_datasets(live)
 
 
 def pending_commits(dataset):
     """Journal entries of this dataset (for tests and diagnostics)."""
-    return list(_db()[JOURNAL].find({"dataset_id": str(dataset._doc.id)}, {"plan": False}))
+    return list(_db()[JOURNAL].find({"dataset_id": internals.dataset_id(dataset)}, {"plan": False}))
 
 
 def object_ids(ids):
@@ -405,7 +465,7 @@ def object_ids(ids):
 
 __all__ = [
     "FieldWrite",
-    "MembershipWrite",
+    "TagWrite",
     "SavedView",
     "Target",
     "commit",

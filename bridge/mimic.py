@@ -31,8 +31,8 @@ import fiftyone.core.fields as fof
 
 from ..core import mimic as core_mimic
 from ..core import params
-from . import runs
-from .commit import FieldWrite, MembershipWrite, commit, recover
+from . import runs, tags
+from .commit import FieldWrite, TagWrite, commit, recover
 from .embeddings import zero_shot_text
 from .fields import classification_fields
 from .progress import phases
@@ -85,9 +85,9 @@ def compute_mimic_scores(
 
     Samples without a label (or with an empty one) or without an embedding
     are skipped, counted and get None. With ``issue_tag``, the scored samples
-    whose score is below 0 get that tag; the tag must be new, or one that a
-    previous mimic run applied (it then moves to the new flagged samples):
-    tags that users put on samples are never removed.
+    whose score is below 0 get that tag; a rerun moves it from the samples
+    this run added it to onto the new flagged samples: a tag a sample already
+    had is never removed.
 
     Nothing is written until every score is computed, and scores, tags and
     the run record land together. The run is recorded under ``run_key``
@@ -106,7 +106,7 @@ def compute_mimic_scores(
     run_key = runs.check_run_key(collection, run_key or score_field, runs.MIMIC)
     check_vector_fields(collection, embeddings_field)
     _check_label_field(collection, label_field)
-    issue_tag = _check_issue_tag(collection, issue_tag, trusted_tag, score_field)
+    issue_tag = _check_issue_tag(collection, issue_tag, trusted_tag)
     core_mimic._method(method)
     epochs = params.integer("epochs", epochs, minimum=1)
     batch_size = params.integer("batch_size", batch_size, minimum=1)
@@ -186,7 +186,7 @@ def compute_mimic_scores(
         )
     ]
     if issue_tag:
-        writes.append(MembershipWrite("tags", issue_tag, data.ids[flagged]))
+        writes.append(TagWrite(issue_tag, ids=data.ids[flagged]))
     summary["seconds"] = round(time.perf_counter() - start, 3)
     commit(collection, run_key, config, dict(summary=summary), writes=writes)
     report(1.0, 1.0)(1.0)
@@ -196,31 +196,19 @@ def compute_mimic_scores(
     return summary
 
 
-def _check_issue_tag(collection, issue_tag, trusted_tag, score_field):
-    """None, or a tag that is free or was applied by a previous mimic run."""
-    if issue_tag is None or (isinstance(issue_tag, str) and not issue_tag.strip()):
+def _check_issue_tag(collection, issue_tag, trusted_tag):
+    """None, or the tag to put on likely label errors (never the trusted tag; not on frames)."""
+    issue_tag = tags.check_tag(issue_tag, "issue_tag")
+    if issue_tag is None:
         return None
-    if not isinstance(issue_tag, str):
-        raise ValueError(f"issue_tag must be a tag name or None, got {issue_tag!r}")
-    issue_tag = issue_tag.strip()
     if trusted_tag and issue_tag == trusted_tag:
         raise ValueError(
             f"issue_tag: '{issue_tag}' is the trusted_tag; choose another tag for likely label errors"
         )
-    ours = {c.get("issue_tag") for _, c, _ in runs.plugin_runs(collection, runs.MIMIC)}
-    if issue_tag in ours:
-        return issue_tag
-    target = target_of(collection)
-    if target.kind == "frames":
+    if target_of(collection).kind == "frames":
         raise ValueError(
             "issue_tag: video frames have no tags in FiftyOne, so a frames view cannot keep them; leave "
             "issue_tag empty and filter the frames by score (mimic_score < 0 marks likely label errors)"
-        )
-    used = target.root.count_sample_tags().get(issue_tag, 0)
-    if used:
-        raise ValueError(
-            f"issue_tag: '{issue_tag}' is already on {used} samples that this plugin did not tag; "
-            "choose a new tag name (e.g. 'label_issue') so your tags stay as they are"
         )
     return issue_tag
 

@@ -15,9 +15,12 @@ can list and read the records but not clean up their fields (it logs why).
 
 import logging
 
+from bson import json_util
+
 import fiftyone.core.fields as fof
 import fiftyone.core.runs as fors
 
+from . import internals, tags
 from .targets import target_of
 
 logger = logging.getLogger(__name__)
@@ -28,12 +31,14 @@ ZCORE = "coreset_zcore"
 MIMIC = "coreset_mimic"
 ORDER = "coreset_order"
 VIEW = "coreset_view"
+TAG = "coreset_tag"
 METHOD_LABELS = {
     EMBEDDINGS: "compute_embeddings",
     ZCORE: "compute_zcore_scores",
     MIMIC: "compute_mimic_scores",
     ORDER: "a coreset order",
     VIEW: "save_coreset_view",
+    TAG: "tag_coreset",
 }
 _BUILTIN = {"id", "_id", "filepath", "tags", "metadata", "created_at", "last_modified_at", "frames", "media_type"}
 
@@ -71,7 +76,7 @@ class _PluginRun(fors.Run):
         view = fors.Run.load_run_view(samples, key)
         target = target_of(view)
         others = set()
-        for other_key, doc in raw_runs(samples._root_dataset).items():
+        for other_key, doc in raw_runs(samples).items():
             if other_key != key and doc.config.get("plugin") == PLUGIN:
                 others.update(_outputs(doc.config))
         for name in self.config.output_fields():
@@ -110,11 +115,17 @@ class MimicRunConfig(_PluginRunConfig):
     INPUTS = ("embeddings_field", "label_field")
 
 
-class MimicRun(_PluginRun):
+class _TaggingRun(_PluginRun):
+    """Removes the tags the run added, from the samples it added them to (:mod:`.tags`)."""
+
     def _cleanup_extra(self, samples, key, target):
-        tag = getattr(self.config, "issue_tag", None)
-        if tag:
-            target.root.untag_samples(tag)
+        token = getattr(self.config, "token", None)
+        if token:
+            tags.release(target.root, token)
+
+
+class MimicRun(_TaggingRun):
+    pass
 
 
 class CoresetOrderRunConfig(_PluginRunConfig):
@@ -141,18 +152,35 @@ class CoresetViewRunConfig(_PluginRunConfig):
     INPUTS = ("rank_field",)
 
 
-class CoresetViewRun(_PluginRun):
+class CoresetViewRun(_TaggingRun):
     def _cleanup_extra(self, samples, key, target):
+        super()._cleanup_extra(samples, key, target)
         root = target.root
-        if getattr(self.config, "tag", None):
-            root.untag_samples(self.config.tag)
-        if root.has_saved_view(self.config.view_name):
+        if owns_saved_view(root, self.config.serialize()):
             root.delete_saved_view(self.config.view_name)
+
+
+class CoresetTagRunConfig(_PluginRunConfig):
+    METHOD = TAG
+    INPUTS = ("rank_field",)
+
+
+class CoresetTagRun(_TaggingRun):
+    pass
+
+
+def owns_saved_view(dataset, config):
+    """Whether the saved view named in a coreset view run's config is still the one that run saved."""
+    name, query = config.get("view_name"), config.get("query")
+    if not name or query is None or not dataset.has_saved_view(name):
+        return False
+    return dataset.load_saved_view(name) == dataset.match(json_util.loads(query))
 
 
 CONFIGS = {
     cls.METHOD: cls
-    for cls in (EmbeddingsRunConfig, ZCoreRunConfig, MimicRunConfig, CoresetOrderRunConfig, CoresetViewRunConfig)
+    for cls in (EmbeddingsRunConfig, ZCoreRunConfig, MimicRunConfig, CoresetOrderRunConfig, CoresetViewRunConfig,
+                CoresetTagRunConfig)
 }
 
 
@@ -161,7 +189,7 @@ CONFIGS = {
 
 def raw_runs(dataset):
     """``{key: run document}`` of the dataset's runs (configs as plain dicts)."""
-    return fors.Run._get_run_docs(dataset._root_dataset)
+    return internals.run_docs(dataset)
 
 
 def _outputs(config):

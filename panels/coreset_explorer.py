@@ -391,9 +391,15 @@ class CoresetExplorer(foo.Panel):
             return
         table = self._table(ctx)
         count = table.kept_count(state.get("prune_rate", 50))
-        view = bridge.kept_view(self._base(ctx), table.rank_field, kept=count)
-        view.tag_samples(tag)
-        state.message = f"Tagged the {count:,} kept samples '{tag}'."
+        try:
+            done = bridge.tag_coreset(self._base(ctx), table.rank_field, tag, kept=count)
+        except ValueError as error:
+            state.message = str(error)
+            return
+        state.message = (
+            f"Tagged the {count:,} kept samples '{done['tag']}' ({done['added']:,} did not have it); "
+            f"undo with dataset.delete_run('{done['run_key']}')."
+        )
         ctx.ops.reload_dataset()
 
     def on_save(self, ctx):

@@ -121,12 +121,20 @@ def test_a_grouped_dataset_is_refused_with_advice(fo, ops):
 # -- 3. tags the user owns ------------------------------------------------------------------
 
 
-def test_issue_tag_in_use_by_the_user_is_refused_and_their_tags_stay(fo, ops, make_dataset):
+def test_an_issue_tag_the_user_uses_is_added_and_their_tags_stay(fo, ops, make_dataset):
     dataset = _labelled(make_dataset)
     dataset.take(20, seed=2).tag_samples("train")
+    mine = set(dataset.match_tags("train").values("id"))
+    ops["compute_mimic_scores"](dataset, "emb", "ground_truth", trusted_tag="trusted", issue_tag="train")
+    flagged = set(dataset.match({"mimic_score": {"$lt": 0}}).values("id"))
+    assert set(dataset.match_tags("train").values("id")) == mine | flagged
+    dataset.delete_run("mimic_score")
+    assert set(dataset.match_tags("train").values("id")) == mine
+
+
+def test_the_trusted_tag_is_refused_as_issue_tag(fo, ops, make_dataset):
+    dataset = _labelled(make_dataset)
     before = dataset.count_sample_tags()
-    with pytest.raises(ValueError, match="did not tag"):
-        ops["compute_mimic_scores"](dataset, "emb", "ground_truth", trusted_tag="trusted", issue_tag="train")
     with pytest.raises(ValueError, match="is the trusted_tag"):
         ops["compute_mimic_scores"](dataset, "emb", "ground_truth", trusted_tag="trusted", issue_tag="trusted")
     assert dataset.count_sample_tags() == before
@@ -305,12 +313,15 @@ def test_an_overwrite_moves_the_tag_instead_of_leaving_stale_ones(fo, ops, make_
     assert set(dataset.match_tags("kept").values("id")) == set(view.values("id"))
 
 
-def test_a_tag_the_user_uses_is_refused(fo, ops, make_dataset):
+def test_a_tag_the_user_uses_stays_on_their_samples(fo, ops, make_dataset):
     dataset = _scored(make_dataset)
     dataset.limit(3).tag_samples("favourite")
-    with pytest.raises(ValueError, match="already on 3 samples"):
-        ops["save_coreset_view"](dataset, "score", 0.5, "core", selection="top", tag="favourite")
-    assert not dataset.has_saved_view("core") and dataset.count_sample_tags() == {"favourite": 3}
+    mine = set(dataset.limit(3).values("id"))
+    ops["save_coreset_view"](dataset, "score", 0.5, "core", selection="top", tag="favourite")
+    kept = set(dataset.load_saved_view("core").values("id"))
+    assert set(dataset.match_tags("favourite").values("id")) == mine | kept
+    dataset.delete_run("coreset_view_core")
+    assert set(dataset.match_tags("favourite").values("id")) == mine
 
 
 def test_concurrent_saves_of_one_name_cannot_both_succeed(fo, ops, make_dataset):
