@@ -135,8 +135,11 @@ class SaveCoresetView(foo.Operator):
         overwrite = bool(ctx.params.get("overwrite"))
         if not name:
             invalid(prop, "view_name: enter a name for the saved view")
-        elif ctx.dataset.has_saved_view(name) and not overwrite:
-            invalid(prop, f"view_name: a saved view named '{name}' exists; choose another name or tick Overwrite")
+        else:
+            try:
+                bridge.check_view_name(ctx.dataset, name, overwrite=overwrite)
+            except ValueError as error:
+                invalid(prop, str(error).replace("pass overwrite=True", "tick Overwrite"))
         if rate is not None:
             try:
                 bridge_rate = float(rate)
@@ -144,7 +147,9 @@ class SaveCoresetView(foo.Operator):
                     raise ValueError
             except (TypeError, ValueError):
                 invalid(inputs.properties["prune_rate"], "prune_rate: enter a number in [0, 1), e.g. 0.7")
-        inputs.str("tag", label="Tag kept samples (optional)", description="A new tag name")
+        inputs.str("tag", label="Tag kept samples (optional)",
+                   description="Added to the kept samples; a re-save or deleting the run removes it only from the "
+                   "samples this save added it to")
         inputs.bool("overwrite", default=False, label="Overwrite a saved view of that name")
         return types.Property(inputs, view=types.View(label="Save coreset view"))
 

@@ -93,7 +93,8 @@ class ComputeMimicScores(foo.Operator):
             "issue_tag",
             default="label_issue",
             label="Tag likely label errors (score < 0)",
-            description="A new tag name (tags you use are never touched); empty: only write scores",
+            description="Added to the flagged samples; a rerun or deleting the run removes it only from the samples "
+            "this run added it to; empty: only write scores",
         )
         inputs.bool("advanced", default=False, label="Advanced parameters", view=types.SwitchView())
         if ctx.params.get("advanced", False):

@@ -175,11 +175,17 @@ class _Cache:
                 self.entries.move_to_end(key)
                 return self.entries[key]
         value = build()
+        if value is None:  # nothing to keep: built again next time
+            return value
         with self.lock:
             self.entries[key] = value
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
         return value
+
+    def put(self, key, value):
+        with self.lock:
+            self.entries[key] = value
 
     def drop(self, dataset_name):
         with self.lock:
@@ -268,6 +274,10 @@ class CoresetExplorer(foo.Panel):
     def on_load(self, ctx):
         bridge.recover(ctx.dataset)
         state = ctx.panel.state
+        state.stale_views = [
+            f"'{v['view_name']}' (saved with {v['kept']:,}, now {'gone' if v['count'] is None else format(v['count'], ',')})"
+            for v in bridge.coreset_views(ctx.dataset) if v["stale"]
+        ]
         if state.get("base_view") is None:
             self._rebase(ctx)
         base = self._base(ctx)
@@ -496,9 +506,15 @@ class CoresetExplorer(foo.Panel):
             cache_key = (ctx.dataset.name, state.get("base_view"), key, config.get("token"), label_field)
             return _CACHE.get(cache_key, lambda: self._load(base, config, label_field))
 
-        found = bridge.find_order(base, score_field, **kwargs) or computed(_rank_field(base, state))
+        # Whether the order is still exact is checked once per setting (it reads every score:
+        # ~0.25 s per 100k samples); slider moves reuse the answer until Refresh or a dataset change.
+        order_key = (ctx.dataset.name, "order", state.get("base_view"), score_field, repr(sorted(kwargs.items())))
+        found = _CACHE.get(order_key, lambda: bridge.find_order(base, score_field, **kwargs))
         if found is None:
-            return None
+            found = computed(_rank_field(base, state))
+            if found is None:
+                return None
+            _CACHE.put(order_key, found)
         table = cached(found)
         if table is None:  # an outdated order: computed again in its own field, where it is small enough
             _CACHE.drop(ctx.dataset.name)
@@ -549,6 +565,12 @@ class CoresetExplorer(foo.Panel):
         panel.md(f"Sweeping {state.get('base_label') or _describe(base)}.", name="sweeping")
         if state.get("message"):
             panel.view("message", types.Notice(label=state.get("message")))
+        if state.get("stale_views"):
+            panel.view("stale_warning", types.Warning(
+                label="Stale saved coreset views",
+                description="These no longer hold the samples they were saved with (samples were deleted or the "
+                "view was changed): " + ", ".join(state.get("stale_views")) + ". Save them again to refresh them.",
+            ))
         self._controls(panel, ctx, fields)
         try:
             table = self._table(ctx)

@@ -342,7 +342,14 @@ def test_coreset_order_then_save_view_default_to_the_zcore_score_and_save_what_t
         # a taken name is refused in the form, before anything runs
         dialog = ui.open_operator("Save coreset view", "save coreset")
         ui.field(dialog, "Saved view name").fill("coreset-70")
-        dialog.get_by_text(re.compile("a saved view named 'coreset-70' exists")).wait_for(timeout=ui.clock.ms(30))
+        dialog.get_by_text(re.compile("a saved coreset view named 'coreset-70' already exists")).wait_for(
+            timeout=ui.clock.ms(30))
+        ui.settle()
+        assert ui.execute_button(dialog).is_disabled()
+        # so is a name that FiftyOne would store under the same URL name (it would replace that view)
+        ui.field(dialog, "Saved view name").fill("Coreset 70")
+        dialog.get_by_text(re.compile("'Coreset 70' and the existing saved view 'coreset-70'")).wait_for(
+            timeout=ui.clock.ms(30))
         ui.settle()
         assert ui.execute_button(dialog).is_disabled()
         ui.close_dialog()

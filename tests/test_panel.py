@@ -143,11 +143,37 @@ def test_a_view_change_by_the_user_rebases_and_says_so(panel_module, make_datase
     assert "of 30 scored" in _summary(driver)
 
 
-def test_tag_kept(panel_module, make_dataset):
+def test_tag_kept_is_a_run_that_leaves_the_users_tags(panel_module, make_dataset):
     dataset = _scored_dataset(make_dataset, 20)
+    lowest = dataset.sort_by("score").limit(2)
+    lowest.tag_samples("keepme")  # pruned samples the user tagged by hand
     driver = _open(panel_module, dataset.view(), selection="top", tag="keepme")
     driver.event("on_tag_kept")
-    assert dataset.match_tags("keepme").count() == 10
+    assert dataset.match_tags("keepme").count() == 12
+    assert "10 did not have it" in driver.state["message"] and "delete_run('coreset_tag_keepme')" in driver.state["message"]
+    dataset.delete_run("coreset_tag_keepme")
+    assert set(dataset.match_tags("keepme").values("id")) == set(lowest.values("id"))
+
+
+def test_a_stale_saved_coreset_view_is_reported(panel_module, ops, make_dataset):
+    dataset = _scored_dataset(make_dataset, 20)
+    ops["save_coreset_view"](dataset, "score", 0.5, "half", selection="top")
+    driver = _open(panel_module, dataset.view(), selection="top")
+    assert driver.component("stale_warning") is None
+    dataset.delete_samples(dataset.load_saved_view("half").limit(4))
+    driver.event("on_refresh")
+    assert "'half' (saved with 10, now 6)" in str(driver.component("stale_warning"))
+
+
+def test_a_slider_move_does_not_recheck_the_order(panel_module, bridge, monkeypatch, make_dataset):
+    dataset = _scored_dataset(make_dataset, 20)
+    driver = _open(panel_module, dataset.view(), selection="top")
+    checks = []
+    original = bridge.find_order
+    monkeypatch.setattr(panel_module.bridge, "find_order", lambda *a, **k: checks.append(1) or original(*a, **k))
+    for rate in (10, 20, 30):
+        driver.event("on_change_setting", path="prune_rate", value=rate)
+    assert "Kept 14" in _summary(driver) and not checks
 
 
 @pytest.mark.parametrize("selection", ["top", "prototype"])
