@@ -123,7 +123,8 @@ def app_execute(operator_uri, view, params):
     from fiftyone.operators.executor import ExecutionContext, Executor
 
     executor = Executor()
-    request = dict(dataset_name=view._root_dataset.name, view=view._serialize(), params=dict(params))
+    request = dict(dataset_name=view._root_dataset.name, view=view._serialize(), params=dict(params),
+                   operator_uri=operator_uri)  # as the App's requests do
     ctx = ExecutionContext(request_params=request, executor=executor, operator_uri=operator_uri)
     operator = foo.get_operator(operator_uri)
     result = operator.execute(ctx)
