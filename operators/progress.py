@@ -186,10 +186,14 @@ def summary_view(title, rows, summary):
 
 
 def call(operator, function, collection, given, delegate, *, queueable=None):
-    """An operator's SDK call: ``function(collection, ...)`` with ``given`` resolved, or queued when ``delegate``."""
+    """An operator's SDK call: ``function(collection, ...)`` with ``given`` resolved, or queued when ``delegate``.
+
+    A ``progress`` callback is the SDK's own (the App's runs report through ``run``).
+    """
+    progress = given.pop("progress", None)
     kwargs = resolve(function, given)
     if not P.boolean("delegate", delegate):
-        return function(collection, **kwargs)
+        return function(collection, progress=progress, **kwargs)
     if queueable is not None:
         queueable(kwargs)
     return queue(operator, collection, kwargs)
