@@ -148,6 +148,20 @@ def form(operator_uri, view, params=None):
     return inputs.to_json(), errors
 
 
+def labelled(make_dataset, n=60, seed=0):
+    """A dataset of ``n`` samples in 3 classes, embeddings that carry the label, 5 per class tagged "trusted"."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    dataset = make_dataset(n, labels=labels)
+    centers = rng.normal(size=(3, 8)) * 3
+    dataset.set_values("emb", list((centers[labels] + rng.normal(size=(n, 8))).astype(np.float32)))
+    ids = np.array(dataset.values("id"))
+    dataset.select([i for c in range(3) for i in ids[labels == c][:5]]).tag_samples("trusted")
+    return dataset
+
+
 def fast_dataset(name, vectors, *, labels=None, persistent=True):
     """A real FiftyOne dataset of ``len(vectors)`` image samples with an ``emb`` vector field.
 

@@ -11,11 +11,10 @@ import asyncio
 import inspect
 import re
 
-import numpy as np
 import pytest
 
 from conftest import PLUGIN_NAME
-from harness import app_execute
+from harness import app_execute, form, labelled
 
 ZCORE = f"{PLUGIN_NAME}/compute_zcore_scores"
 MIMIC = f"{PLUGIN_NAME}/compute_mimic_scores"
@@ -36,31 +35,12 @@ def ops(foo):
     return {uri: foo.get_operator(uri) for uri in (ZCORE, MIMIC, ORDER, SAVE, EMBED)}
 
 
-def _labelled(make_dataset, n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 3, n)
-    dataset = make_dataset(n, labels=labels)
-    centers = rng.normal(size=(3, 8)) * 3
-    dataset.set_values("emb", list((centers[labels] + rng.normal(size=(n, 8))).astype(np.float32)))
-    dataset.take(15, seed=1).tag_samples("trusted")
-    return dataset
-
-
 def _execute(foo, uri, view, params):
     """``foo.execute_operator``'s ExecutionResult, without its raise_exceptions()."""
     from fiftyone.operators.executor import _parse_ctx, execute_or_delegate_operator
 
     request = _parse_ctx(ctx=dict(view=view, params=params))
     return asyncio.run(execute_or_delegate_operator(uri, request, exhaust=True))
-
-
-def _form(foo, uri, view, params=None):
-    """The operator's form properties, as the App gets them."""
-    from fiftyone.operators.executor import ExecutionContext
-
-    request = dict(dataset_name=view._root_dataset.name, view=view._serialize(), params=dict(params or {}),
-                   operator_uri=uri)
-    return foo.get_operator(uri).resolve_input(ExecutionContext(request_params=request, operator_uri=uri)).type.properties
 
 
 def _signature_default(function, name):
@@ -130,23 +110,13 @@ def test_a_name_far_from_every_parameter_lists_them(fo, ops, make_dataset):
         ops[ZCORE](dataset, "emb", xyzzy=1)
 
 
-def test_form_only_switches_are_ignored_but_not_on_other_operators(fo, foo, make_dataset):
+def test_form_only_switches_are_ignored_but_not_on_other_operators(fo, foo, bridge, make_dataset):
     dataset = make_dataset(30)
     app_execute(ZCORE, dataset.view(), dict(embeddings_field=["emb"], n_samples=2000, advanced=True))
     assert dataset.count("zcore_score") == 30
     result = _execute(foo, SAVE, dataset.view(), dict(score_field="zcore_score", view_name="v", advanced=True))
     assert result.error_message == "unknown parameter 'advanced'; this operator takes " + ", ".join(
-        n for n in inspect.signature(ops_function(SAVE)).parameters if n not in ("collection", "progress"))
-
-
-def ops_function(uri):
-    import importlib
-
-    from conftest import plugin_package
-
-    bridge = importlib.import_module(plugin_package().__name__ + ".bridge")
-    return dict([(SAVE, bridge.save_coreset_view), (ZCORE, bridge.compute_zcore_scores),
-                 (MIMIC, bridge.compute_mimic_scores), (ORDER, bridge.compute_coreset_order)])[uri]
+        n for n in inspect.signature(bridge.save_coreset_view).parameters if n not in ("collection", "progress"))
 
 
 def test_a_missing_required_parameter_is_one_sentence(fo, foo, make_dataset):
@@ -225,7 +195,7 @@ def test_a_scalar_where_a_list_is_expected_is_one_item_or_a_clear_error(fo, ops,
 
 
 def test_two_run_keys_cannot_claim_one_output_field(fo, ops, make_dataset):
-    dataset = _labelled(make_dataset)
+    dataset = labelled(make_dataset)
     ops[MIMIC](dataset, "emb", "ground_truth", trusted_tag="trusted", score_field="s", run_key="first", seed=0)
     with pytest.raises(ValueError) as error:
         ops[MIMIC](dataset, "emb", "ground_truth", trusted_tag="trusted", score_field="s", run_key="second")
@@ -244,11 +214,11 @@ def test_two_run_keys_cannot_claim_one_output_field(fo, ops, make_dataset):
 
 @pytest.mark.parametrize("uri,name", [(MIMIC, "issue_tag"), (MIMIC, "trusted_tag"), (SAVE, "selection"),
                                       (ORDER, "selection"), (SAVE, "prune_rate")])
-def test_the_form_default_is_the_bridge_default(fo, foo, make_dataset, uri, name):
-    dataset = _labelled(make_dataset)
+def test_the_form_default_is_the_bridge_default(fo, foo, bridge, make_dataset, uri, name):
+    dataset = labelled(make_dataset)
     foo.get_operator(ZCORE)(dataset, "emb", n_samples=2000, seed=0)
-    props = _form(foo, uri, dataset.view(), dict(reference="trusted"))
-    assert props[name].default == _signature_default(ops_function(uri), name)
+    props = form(uri, dataset.view(), dict(reference="trusted"))[0]["type"]["properties"]
+    assert props[name].get("default") == _signature_default(getattr(bridge, uri.rsplit("/", 1)[1]), name)
 
 
 def test_the_defaults_keep_the_same_samples_from_python_execute_operator_and_the_app(fo, foo, ops, make_dataset):
@@ -256,8 +226,8 @@ def test_the_defaults_keep_the_same_samples_from_python_execute_operator_and_the
     ops[ZCORE](dataset, "emb", n_samples=5000, seed=0)
     ops[SAVE](dataset, "zcore_score", view_name="sdk")  # prune_rate and selection: the defaults
     foo.execute_operator(SAVE, ctx=dict(view=dataset.view(), params=dict(score_field="zcore_score", view_name="py")))
-    props = _form(foo, SAVE, dataset.view())
-    form_params = {k: p.default for k, p in props.items() if p.default is not None}
+    props = form(SAVE, dataset.view())[0]["type"]["properties"]
+    form_params = {k: p["default"] for k, p in props.items() if p.get("default") is not None}
     app_execute(SAVE, dataset.view(), dict(form_params, view_name="app"))
     ids = [set(dataset.load_saved_view(v).values("id")) for v in ("sdk", "py", "app")]
     assert ids[0] == ids[1] == ids[2] and len(ids[0]) == 50
@@ -267,13 +237,14 @@ def test_the_defaults_keep_the_same_samples_from_python_execute_operator_and_the
 def test_mimic_tags_nothing_and_picks_no_trusted_tag_unless_asked_on_every_path(fo, foo, ops, make_dataset):
     from fiftyone.operators.executor import ExecutionError
 
-    dataset = _labelled(make_dataset)  # 15 samples carry the tag "trusted"
+    dataset = labelled(make_dataset)  # 15 samples carry the tag "trusted"
     with pytest.raises(ValueError, match="reference='trusted' needs trusted_tag"):
         ops[MIMIC](dataset, "emb", "ground_truth")
     params = dict(embeddings_field="emb", label_field="ground_truth")
     with pytest.raises(ExecutionError, match="trusted_tag: pick the tag of samples whose labels you checked"):
         foo.execute_operator(MIMIC, ctx=dict(view=dataset.view(), params=params))  # the form's check
-    assert _form(foo, MIMIC, dataset.view())["trusted_tag"].invalid  # the App asks for it too
+    errors = form(MIMIC, dataset.view())[1]  # the App asks for it too
+    assert [e["path"].lstrip(".") for e in errors] == ["trusted_tag"]
     before = dataset.count_sample_tags()
     ops[MIMIC](dataset, "emb", "ground_truth", trusted_tag="trusted", seed=0)
     foo.execute_operator(MIMIC, ctx=dict(view=dataset.view(), params=dict(params, trusted_tag="trusted",
