@@ -70,6 +70,9 @@ def plan(collection, model=OPEN_CLIP, embeddings_field=None, *, clip_model="ViT-
     view, patches_field, record = _images(collection, patches_field)
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     fields = embeddings_field if isinstance(embeddings_field, (list, tuple)) else [embeddings_field] * len(models)
+    if len(fields) != len(models):
+        raise ValueError(f"embeddings_field: pass one field per model: model has {len(models)}, "
+                         f"embeddings_field has {len(fields)} ({list(fields)})")
     fields = [runs.check_field_name(f or default_field(m), "embeddings_field") for f, m in zip(fields, models)]
     if not models or len(fields) != len(models) or len(set(fields)) != len(fields):
         raise ValueError(f"embeddings_field: pass one distinct field per model ({len(models)} models, got {fields})")

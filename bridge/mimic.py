@@ -102,7 +102,8 @@ def compute_mimic_scores(
     target = target_of(collection, "compute_mimic_scores")
     reference = params.choice("reference", reference, REFERENCES)
     overwrite = params.boolean("overwrite", overwrite)
-    runs.check_output_field(collection, score_field, runs.MIMIC, param="score_field", overwrite=overwrite)
+    runs.check_output_field(collection, score_field, runs.MIMIC, param="score_field", overwrite=overwrite,
+                            run_key=run_key or score_field)
     run_key = runs.check_run_key(collection, run_key or score_field, runs.MIMIC)
     check_vector_fields(collection, embeddings_field)
     _check_label_field(collection, label_field)

@@ -65,9 +65,9 @@ def hidden_field_message(collection, name, param):
 
 def check_vector_fields(collection, fields, param="embeddings_field"):
     """Validates a field name or list of names; returns the list."""
-    if isinstance(fields, str):
-        fields = [fields]
-    fields = list(fields or [])
+    if not isinstance(fields, (list, tuple)):  # one name is a list of one
+        fields = [fields] if fields is not None else []
+    fields = list(fields)
     if not fields:
         raise ValueError(f"{param} is required: name one or more vector fields")
     if len(set(fields)) != len(fields):

@@ -238,8 +238,8 @@ def check_field_name(name, param):
     return name
 
 
-def check_output_field(collection, name, method, *, param, ftype=fof.FloatField, overwrite=False):
-    """Refuses to write ``name`` unless it is new, this method's own output, or ``overwrite``.
+def check_output_field(collection, name, method, *, param, ftype=fof.FloatField, overwrite=False, run_key=None):
+    """Refuses to write ``name`` unless it is new, this method's own output (of ``run_key``, if given), or ``overwrite``.
 
     Returns the key of the run that owns the field now, or None.
     """
@@ -251,6 +251,11 @@ def check_output_field(collection, name, method, *, param, ftype=fof.FloatField,
         raise ValueError(
             f"{param}: '{name}' holds the output of {METHOD_LABELS.get(owner[1].get('method'), 'another run')} "
             f"(run '{owner[0]}'); choose another name"
+        )
+    if owner is not None and run_key is not None and owner[0] != run_key:
+        raise ValueError(
+            f"{param}: '{name}' holds the output of run '{owner[0]}', not of run_key '{run_key}'; "
+            f"choose another {param}, or pass run_key='{owner[0]}' to replace that run"
         )
     if existing is not None and not isinstance(existing, ftype):
         raise ValueError(

@@ -55,7 +55,8 @@ def compute_zcore_scores(
     target = target_of(collection, "compute_zcore_scores")
     fields = check_vector_fields(collection, embeddings_field)
     overwrite = params.boolean("overwrite", overwrite)
-    runs.check_output_field(collection, score_field, runs.ZCORE, param="score_field", overwrite=overwrite)
+    runs.check_output_field(collection, score_field, runs.ZCORE, param="score_field", overwrite=overwrite,
+                            run_key=run_key or score_field)
     run_key = runs.check_run_key(collection, run_key or score_field, runs.ZCORE)
     if standardize != "auto":
         standardize = params.boolean("standardize", standardize)

@@ -5,9 +5,12 @@ bridge function the operator calls, read from its signature, both for the
 App form and for the SDK call (``foo.get_operator(uri)(dataset, ...)``).
 """
 
+import difflib
 import inspect
 
 import fiftyone.operators.types as types
+
+from ..core import params as P
 
 
 def defaults_of(function):
@@ -19,25 +22,52 @@ def defaults_of(function):
     }
 
 
-def bridge_kwargs(function, params, *, skip=()):
-    """The parameters ``function`` takes, from a form's params; empty values mean "the default".
+_CONTEXT = ("collection", "progress")
 
-    The App does not send parameters of fields the user never showed, and
-    sends None for cleared inputs: both fall back to the function's default.
+
+def resolve(function, given, *, form_only=()):
+    """The keyword arguments of ``function`` from an operator's parameters (App form, SDK call or execute_operator).
+
+    Names that ``function`` does not take are refused with the nearest one;
+    ``form_only`` names (the form's switches and notices) are ignored; None,
+    "" and [] mean the function's default, so every path has the same
+    defaults: those of ``function``'s signature. Booleans are checked strictly.
     """
-    names = set(inspect.signature(function).parameters) - {"collection", "progress"} - set(skip)
-    return {k: v for k, v in params.items() if k in names and v is not None and v != "" and v != []}
-
-
-def sdk_kwargs(function, kwargs):
-    """Checks the keyword arguments of an SDK call against ``function``; returns them."""
-    names = set(inspect.signature(function).parameters) - {"collection"}
-    unknown = sorted(set(kwargs) - names)
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {unknown}; this operator takes {sorted(names - {'progress'})}"
-        )
+    signature = inspect.signature(function).parameters
+    names = [n for n in signature if n not in _CONTEXT]
+    kwargs = {}
+    for name, value in given.items():
+        if name in form_only:
+            continue
+        if name not in names:
+            raise ValueError(_unknown(name, names))
+        if value is None or (isinstance(value, (str, list, tuple)) and len(value) == 0):
+            continue
+        kwargs[name] = P.boolean(name, value) if isinstance(signature[name].default, bool) else value
+    missing = [n for n in names if signature[n].default is inspect.Parameter.empty and n not in kwargs]
+    if missing:
+        raise ValueError(f"missing parameter '{missing[0]}': pass a value for {missing[0]}")
     return kwargs
+
+
+def _unknown(name, names):
+    close = difflib.get_close_matches(str(name), names, n=1)
+    if close:
+        return f"unknown parameter '{name}'; did you mean '{close[0]}'?"
+    return f"unknown parameter '{name}'; this operator takes {', '.join(names)}"
+
+
+def work(function, view, params, *, form_only=()):
+    """``work(progress)`` for :func:`.progress.run`: resolves ``params`` in the run, so a bad one fails it."""
+    return lambda progress: function(view, progress=progress, **resolve(function, params, form_only=form_only))
+
+
+def flag(params, name):
+    """A form's boolean, for previews: what the run will use, or False while it is not a boolean."""
+    try:
+        return P.boolean(name, params.get(name) or False)
+    except ValueError:
+        return False
 
 
 def choice(inputs, name, choices, *, label, description=None, default=None, required=False):
@@ -74,7 +104,7 @@ def output_field_input(inputs, ctx, view, method, default):
     prop = inputs.str("score_field", default=default, label="Score field")
     try:
         bridge.check_output_field(view, ctx.params.get("score_field") or default, method, param="score_field",
-                                  overwrite=bool(ctx.params.get("overwrite")))
+                                  overwrite=flag(ctx.params, "overwrite"))
     except ValueError as error:
         invalid(prop, str(error))
     return prop

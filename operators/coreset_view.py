@@ -4,14 +4,15 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .. import bridge
-from .common import blocked, bridge_kwargs, choice, defaults_of, invalid, sdk_kwargs
-from .progress import long_running_config, queue, run, summary_view
+from .common import blocked, choice, defaults_of, flag, invalid, work
+from .progress import call, long_running_config, run, summary_view
 
 SAVE_DEFAULTS = defaults_of(bridge.save_coreset_view)
 ORDER_DEFAULTS = defaults_of(bridge.compute_coreset_order)
+FORM_ONLY = ("no_scores", "no_scores_reason")
 SELECTION_HELP = (
-    f"'{bridge.DEFAULT_SELECTION}' (default): coverage-aware, from the embeddings the score was computed on; "
-    "'top': the best scores, as in the ZCore paper"
+    f"'auto' (default): '{bridge.DEFAULT_SELECTION}' (coverage-aware, from the embeddings the score was computed "
+    "on), or 'top' when no embeddings are known; 'top': the best scores, as in the ZCore paper"
 )
 SAVE_ROWS = (
     ("view_name", "Saved view"),
@@ -51,7 +52,7 @@ def _coreset_inputs(ctx, inputs, view):
     choice(inputs, "score_field", scores, default=default, label="Score field",
            description="The latest ZCore scores by default")
     choice(inputs, "keep", list(bridge.KEEP), default=SAVE_DEFAULTS["keep"], label="Keep")
-    choice(inputs, "selection", list(bridge.SELECTIONS), default=bridge.DEFAULT_SELECTION, label="Selection",
+    choice(inputs, "selection", ["auto", *bridge.SELECTIONS], default=SAVE_DEFAULTS["selection"], label="Selection",
            description=SELECTION_HELP)
     labels = bridge.classification_fields(view)
     if labels:
@@ -76,23 +77,17 @@ class ComputeCoresetOrder(foo.Operator):
 
     def __call__(self, sample_collection, score_field, *, delegate=False, **kwargs):
         """Computes a coreset order of ``sample_collection``; returns the summary."""
-        kwargs = sdk_kwargs(bridge.compute_coreset_order, kwargs)
-        if delegate:
-            return queue(self, sample_collection, dict(score_field=score_field, **kwargs))
-        return bridge.compute_coreset_order(sample_collection, score_field, **kwargs)
+        given = dict(score_field=score_field, **kwargs)
+        return call(self, bridge.compute_coreset_order, sample_collection, given, delegate)
 
     def resolve_input(self, ctx):
         inputs, _, _ = _coreset_form(ctx)
         return types.Property(inputs, view=types.View(label="Compute coreset order"))
 
     def execute(self, ctx):
-        view = ctx.target_view()
-        kwargs = bridge_kwargs(bridge.compute_coreset_order, ctx.params, skip=("score_field",))
         return run(
             ctx,
-            lambda progress: bridge.compute_coreset_order(
-                view, ctx.params.get("score_field"), progress=progress, **kwargs
-            ),
+            work(bridge.compute_coreset_order, ctx.target_view(), ctx.params, form_only=FORM_ONLY),
             label="Coreset order",
             outputs=lambda ctx, summary: summary_view("Coreset order computed", ORDER_ROWS, summary),
         )
@@ -110,13 +105,11 @@ class SaveCoresetView(foo.Operator):
             "Keep a coreset at a pruning rate and save it as a frozen view",
         )
 
-    def __call__(self, sample_collection, score_field, prune_rate, view_name, *, delegate=False, **kwargs):
+    def __call__(self, sample_collection, score_field, prune_rate=SAVE_DEFAULTS["prune_rate"], view_name=None, *,
+                 delegate=False, **kwargs):
         """Saves the coreset of ``sample_collection`` at ``prune_rate``; returns the summary."""
-        kwargs = sdk_kwargs(bridge.save_coreset_view, kwargs)
-        if delegate:
-            params = dict(score_field=score_field, prune_rate=prune_rate, view_name=view_name, **kwargs)
-            return queue(self, sample_collection, params)
-        return bridge.save_coreset_view(sample_collection, score_field, prune_rate, view_name, **kwargs)
+        given = dict(score_field=score_field, prune_rate=prune_rate, view_name=view_name, **kwargs)
+        return call(self, bridge.save_coreset_view, sample_collection, given, delegate)
 
     def resolve_input(self, ctx):
         inputs, view, ready = _coreset_form(ctx)
@@ -124,7 +117,7 @@ class SaveCoresetView(foo.Operator):
             return types.Property(inputs, view=types.View(label="Save coreset view"))
         inputs.float(
             "prune_rate",
-            default=0.5,
+            default=SAVE_DEFAULTS["prune_rate"],
             label="Pruning rate",
             description="Fraction of the scored samples to remove, in [0, 1); type a value or use the slider",
             view=types.FieldView(),
@@ -132,7 +125,7 @@ class SaveCoresetView(foo.Operator):
         rate = ctx.params.get("prune_rate")
         name = (ctx.params.get("view_name") or "").strip()
         prop = inputs.str("view_name", label="Saved view name")
-        overwrite = bool(ctx.params.get("overwrite"))
+        overwrite = flag(ctx.params, "overwrite")
         if not name:
             invalid(prop, "view_name: enter a name for the saved view")
         else:
@@ -150,19 +143,13 @@ class SaveCoresetView(foo.Operator):
         inputs.str("tag", label="Tag kept samples (optional)",
                    description="Added to the kept samples; a re-save or deleting the run removes it only from the "
                    "samples this save added it to")
-        inputs.bool("overwrite", default=False, label="Overwrite a saved view of that name")
+        inputs.bool("overwrite", default=SAVE_DEFAULTS["overwrite"], label="Overwrite a saved view of that name")
         return types.Property(inputs, view=types.View(label="Save coreset view"))
 
     def execute(self, ctx):
-        view = ctx.target_view()
-        params = ctx.params
-        kwargs = bridge_kwargs(bridge.save_coreset_view, params, skip=("score_field", "prune_rate", "view_name"))
         return run(
             ctx,
-            lambda progress: bridge.save_coreset_view(
-                view, params.get("score_field"), params.get("prune_rate", 0.5), params.get("view_name"),
-                progress=progress, **kwargs,
-            ),
+            work(bridge.save_coreset_view, ctx.target_view(), ctx.params, form_only=FORM_ONLY),
             label="Coreset view",
             outputs=lambda ctx, summary: summary_view("Coreset saved", SAVE_ROWS, summary),
         )

@@ -8,10 +8,12 @@ import fiftyone.zoo as foz
 
 from .. import bridge
 from ..bridge import embeddings as E
-from .common import as_list, bridge_kwargs, choice, defaults_of, invalid, sdk_kwargs
-from .progress import long_running_config, queue, run, summary_view
+from .common import as_list, choice, defaults_of, invalid, resolve, work
+from .progress import call, long_running_config, run, summary_view
 
 DEFAULTS = defaults_of(bridge.compute_embeddings)
+FORM_ONLY = ("patches",)
+PLAN = set(defaults_of(E.plan))
 ROWS = (("embeddings_fields", "Fields written"), ("models", "Models"), ("embedded", "Vectors written"),
         ("skipped_existing", "Skipped (already embedded)"), ("embedding_dims", "Dimensions"),
         ("failed", "Not embedded (unreadable images; a rerun retries them)"), ("seconds", "Seconds"))
@@ -25,12 +27,8 @@ class ComputeEmbeddings(foo.Operator):
 
     def __call__(self, sample_collection, model=DEFAULTS["model"], embeddings_field=None, *, delegate=False, **kwargs):
         """``bridge.compute_embeddings`` of ``sample_collection``; ``delegate=True`` queues it (zoo models only)."""
-        kwargs = sdk_kwargs(bridge.compute_embeddings, kwargs)
-        if not delegate:
-            return bridge.compute_embeddings(sample_collection, model, embeddings_field, **kwargs)
-        if not all(isinstance(m, (str, dict)) for m in (model if isinstance(model, (list, tuple)) else [model])):
-            raise ValueError("delegate=True needs zoo model names: a Model object cannot be queued")
-        return queue(self, sample_collection, dict(model=model, embeddings_field=embeddings_field, **kwargs))
+        given = dict(model=model, embeddings_field=embeddings_field, **kwargs)
+        return call(self, bridge.compute_embeddings, sample_collection, given, delegate, queueable=_queueable)
 
     def resolve_input(self, ctx):
         inputs, view, params = types.Object(), ctx.target_view(), ctx.params
@@ -67,7 +65,8 @@ class ComputeEmbeddings(foo.Operator):
         inputs.int("num_workers", label="Image-loading workers", description="Empty: FiftyOne's choice; 0 in-process")
         choice(inputs, "device", ["auto", "cpu", "cuda", "mps"], default=DEFAULTS["device"], label="Device")
         try:  # what can be known before running marks its field invalid, and Execute is disabled
-            plans = E.plan(view, models, **bridge_kwargs(E.plan, params, skip=("model",)))[1]
+            kwargs = resolve(bridge.compute_embeddings, params, form_only=FORM_ONLY)
+            plans = E.plan(view, models, **{k: v for k, v in kwargs.items() if k in PLAN and k != "model"})[1]
             for problem in filter(None, map(E.offline_problem, plans)):
                 raise ValueError(problem)
         except ValueError as error:
@@ -75,9 +74,14 @@ class ComputeEmbeddings(foo.Operator):
         return types.Property(inputs, view=types.View(label="Compute embeddings"))
 
     def execute(self, ctx):
-        view, kwargs = ctx.target_view(), bridge_kwargs(bridge.compute_embeddings, ctx.params)
-        return run(ctx, lambda progress: bridge.compute_embeddings(view, progress=progress, **kwargs),
+        return run(ctx, work(bridge.compute_embeddings, ctx.target_view(), ctx.params, form_only=FORM_ONLY),
                    label="Embeddings", outputs=lambda ctx, summary: summary_view("Embeddings written", ROWS, summary))
 
     def resolve_output(self, ctx):
         return summary_view("Embeddings written", ROWS, {k: 1 for k, _ in ROWS})
+
+
+def _queueable(kwargs):
+    models = kwargs.get("model", DEFAULTS["model"])
+    if not all(isinstance(m, (str, dict)) for m in (models if isinstance(models, (list, tuple)) else [models])):
+        raise ValueError("delegate=True needs zoo model names: a Model object cannot be queued")

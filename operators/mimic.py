@@ -5,10 +5,11 @@ import fiftyone.operators.types as types
 
 from .. import bridge
 from ..core.mimic import METHODS
-from .common import blocked, bridge_kwargs, choice, defaults_of, invalid, output_field_input, sdk_kwargs
-from .progress import long_running_config, queue, run, summary_view
+from .common import blocked, choice, defaults_of, invalid, output_field_input, work
+from .progress import call, long_running_config, run, summary_view
 
 DEFAULTS = defaults_of(bridge.compute_mimic_scores)
+FORM_ONLY = ("advanced", "missing_inputs", "missing_inputs_reason", "zero_shot_note")
 REFERENCE_HELP = {
     "trusted": "Train the reference on samples whose labels you checked (a tag or a saved view)",
     "zero_shot": "Use the class names with the text tower of the model that computed the embeddings",
@@ -41,11 +42,8 @@ class ComputeMimicScores(foo.Operator):
         Keyword arguments are those of ``bridge.compute_mimic_scores`` (the
         same defaults as the App form); ``delegate=True`` queues the run.
         """
-        kwargs = sdk_kwargs(bridge.compute_mimic_scores, kwargs)
-        if delegate:
-            params = dict(embeddings_field=embeddings_field, label_field=label_field, **kwargs)
-            return queue(self, sample_collection, params)
-        return bridge.compute_mimic_scores(sample_collection, embeddings_field, label_field, **kwargs)
+        given = dict(embeddings_field=embeddings_field, label_field=label_field, **kwargs)
+        return call(self, bridge.compute_mimic_scores, sample_collection, given, delegate)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -91,9 +89,9 @@ class ComputeMimicScores(foo.Operator):
         output_field_input(inputs, ctx, view, bridge.MIMIC, DEFAULTS["score_field"])
         inputs.str(
             "issue_tag",
-            default="label_issue",
+            default=DEFAULTS["issue_tag"],
             label="Tag likely label errors (score < 0)",
-            description="Added to the flagged samples; a rerun or deleting the run removes it only from the samples "
+            description="E.g. label_issue: added to the flagged samples; a rerun or deleting the run removes it only from the samples "
             "this run added it to; empty: only write scores",
         )
         inputs.bool("advanced", default=False, label="Advanced parameters", view=types.SwitchView())
@@ -112,7 +110,7 @@ class ComputeMimicScores(foo.Operator):
         dataset = ctx.dataset
         tags = sorted(dataset.distinct("tags"))
         saved = dataset.list_saved_views()
-        default_tag = "trusted" if "trusted" in tags else None
+        default_tag = DEFAULTS["trusted_tag"]
         tag_prop = choice(
             inputs, "trusted_tag", tags, default=default_tag, label="Trusted tag",
             description="Samples whose labels you checked",
@@ -127,16 +125,9 @@ class ComputeMimicScores(foo.Operator):
             )
 
     def execute(self, ctx):
-        view = ctx.target_view()
-        params = dict(ctx.params)
-        if params.get("reference", "trusted") == "trusted" and not params.get("trusted_view"):
-            params.setdefault("trusted_tag", "trusted" if "trusted" in ctx.dataset.distinct("tags") else None)
-        kwargs = bridge_kwargs(bridge.compute_mimic_scores, params, skip=("embeddings_field", "label_field"))
         return run(
             ctx,
-            lambda progress: bridge.compute_mimic_scores(
-                view, params.get("embeddings_field"), params.get("label_field"), progress=progress, **kwargs
-            ),
+            work(bridge.compute_mimic_scores, ctx.target_view(), ctx.params, form_only=FORM_ONLY),
             label="Mimic",
             outputs=lambda ctx, summary: summary_view("Mimic scores written", ROWS, summary),
         )

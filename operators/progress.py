@@ -22,6 +22,9 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from ..core import params as P
+from .common import resolve
+
 logger = logging.getLogger(__name__)
 
 _POLL_S = 0.5
@@ -105,6 +108,8 @@ def _stream(ctx, work, label, outputs):
             state["cancel"] = True
             thread.join(_JOIN_S)
     error = outcome.get("error")
+    if error is not None and not _from_app(ctx):
+        raise error  # foo.execute_operator: its ExecutionResult carries the error (the one sentence)
     if isinstance(error, ValueError):
         yield ctx.ops.set_progress(progress=1.0, label=f"{label}: stopped")
         yield ctx.ops.show_output(_error_view(label, error).to_json(), dict(error=str(error)))
@@ -127,6 +132,17 @@ def _stream(ctx, work, label, outputs):
     yield ctx.ops.show_output(outputs(ctx, summary).to_json(), _displayable(summary))
     yield ctx.ops.reload_dataset()
     yield ctx.ops.notify(_headline(label, summary), variant="warning" if summary.get("warning") else "success")
+
+
+def _from_app(ctx):
+    """Whether the App runs this generator: its requests name the operator, ``foo.execute_operator``'s do not.
+
+    The App streams the generator, and an exception would cut the stream (the
+    App would then show a network error): it is shown the error as one
+    sentence instead. ``foo.execute_operator`` only exhausts the generator, so
+    there the error is raised and lands in the ``ExecutionResult``.
+    """
+    return "operator_uri" in ctx.request_params
 
 
 def _error_view(label, error):
@@ -167,6 +183,20 @@ def summary_view(title, rows, summary):
         if summary.get(key) is not None:
             outputs.str(key, label=label)
     return types.Property(outputs, view=types.View(label=title))
+
+
+def call(operator, function, collection, given, delegate, *, queueable=None):
+    """An operator's SDK call: ``function(collection, ...)`` with ``given`` resolved, or queued when ``delegate``.
+
+    A ``progress`` callback is the SDK's own (the App's runs report through ``run``).
+    """
+    progress = given.pop("progress", None)
+    kwargs = resolve(function, given)
+    if not P.boolean("delegate", delegate):
+        return function(collection, progress=progress, **kwargs)
+    if queueable is not None:
+        queueable(kwargs)
+    return queue(operator, collection, kwargs)
 
 
 def queue(operator, collection, params):

@@ -4,10 +4,11 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .. import bridge
-from .common import as_list, blocked, bridge_kwargs, choice, defaults_of, invalid, output_field_input, sdk_kwargs
-from .progress import long_running_config, queue, run, summary_view
+from .common import as_list, blocked, choice, defaults_of, invalid, output_field_input, work
+from .progress import call, long_running_config, run, summary_view
 
 DEFAULTS = defaults_of(bridge.compute_zcore_scores)
+FORM_ONLY = ("advanced", "no_embeddings", "no_embeddings_reason")
 ROWS = (
     ("scored", "Samples scored"),
     ("skipped", "Skipped (no embedding)"),
@@ -38,10 +39,8 @@ class ComputeZCoreScores(foo.Operator):
         same defaults as the App form). With ``delegate=True`` the run is
         queued as a delegated operation instead, which is returned.
         """
-        kwargs = sdk_kwargs(bridge.compute_zcore_scores, kwargs)
-        if delegate:
-            return queue(self, sample_collection, dict(embeddings_field=embeddings_field, **kwargs))
-        return bridge.compute_zcore_scores(sample_collection, embeddings_field, **kwargs)
+        given = dict(embeddings_field=embeddings_field, **kwargs)
+        return call(self, bridge.compute_zcore_scores, sample_collection, given, delegate)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -70,7 +69,7 @@ class ComputeZCoreScores(foo.Operator):
         if unknown:
             invalid(prop, f"embeddings_field: {unknown} are not vector fields of this view")
         output_field_input(inputs, ctx, view, bridge.ZCORE, DEFAULTS["score_field"])
-        inputs.bool("overwrite", default=False, label="Overwrite a field this plugin did not write")
+        inputs.bool("overwrite", default=DEFAULTS["overwrite"], label="Overwrite a field this plugin did not write")
         inputs.int("seed", label="Seed", description="Same seed, same scores (empty = random)")
         inputs.bool("advanced", default=False, label="Advanced parameters", view=types.SwitchView())
         if ctx.params.get("advanced", False):
@@ -95,12 +94,9 @@ class ComputeZCoreScores(foo.Operator):
         return types.Property(inputs, view=types.View(label="Compute ZCore scores"))
 
     def execute(self, ctx):
-        view = ctx.target_view()
-        fields = as_list(ctx.params.get("embeddings_field"))
-        kwargs = bridge_kwargs(bridge.compute_zcore_scores, ctx.params, skip=("embeddings_field",))
         return run(
             ctx,
-            lambda progress: bridge.compute_zcore_scores(view, fields, progress=progress, **kwargs),
+            work(bridge.compute_zcore_scores, ctx.target_view(), ctx.params, form_only=FORM_ONLY),
             label="ZCore",
             outputs=lambda ctx, summary: summary_view("ZCore scores written", ROWS, summary),
         )

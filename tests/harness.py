@@ -123,7 +123,8 @@ def app_execute(operator_uri, view, params):
     from fiftyone.operators.executor import ExecutionContext, Executor
 
     executor = Executor()
-    request = dict(dataset_name=view._root_dataset.name, view=view._serialize(), params=dict(params))
+    request = dict(dataset_name=view._root_dataset.name, view=view._serialize(), params=dict(params),
+                   operator_uri=operator_uri)  # as the App's requests do
     ctx = ExecutionContext(request_params=request, executor=executor, operator_uri=operator_uri)
     operator = foo.get_operator(operator_uri)
     result = operator.execute(ctx)
@@ -145,6 +146,20 @@ def form(operator_uri, view, params=None):
     validation = ValidationContext(ctx, inputs, operator)
     errors = [e.to_json() for e in validation.errors]
     return inputs.to_json(), errors
+
+
+def labelled(make_dataset, n=60, seed=0):
+    """A dataset of ``n`` samples in 3 classes, embeddings that carry the label, 5 per class tagged "trusted"."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    dataset = make_dataset(n, labels=labels)
+    centers = rng.normal(size=(3, 8)) * 3
+    dataset.set_values("emb", list((centers[labels] + rng.normal(size=(n, 8))).astype(np.float32)))
+    ids = np.array(dataset.values("id"))
+    dataset.select([i for c in range(3) for i in ids[labels == c][:5]]).tag_samples("trusted")
+    return dataset
 
 
 def fast_dataset(name, vectors, *, labels=None, persistent=True):

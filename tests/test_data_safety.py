@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import PLUGIN_NAME
-from harness import fast_dataset
+from harness import fast_dataset, labelled
 
 ZCORE = f"{PLUGIN_NAME}/compute_zcore_scores"
 MIMIC = f"{PLUGIN_NAME}/compute_mimic_scores"
@@ -30,17 +30,6 @@ def ops(fo):
 
     return {name: foo.get_operator(f"{PLUGIN_NAME}/{name}") for name in (
         "compute_zcore_scores", "compute_mimic_scores", "save_coreset_view", "compute_coreset_order")}
-
-
-def _labelled(make_dataset, n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 3, n)
-    dataset = make_dataset(n, labels=labels)
-    # embeddings that carry the label, so a trusted head has something to learn
-    centers = rng.normal(size=(3, 8)) * 3
-    dataset.set_values("emb", list((centers[labels] + rng.normal(size=(n, 8))).astype(np.float32)))
-    dataset.take(15, seed=1).tag_samples("trusted")
-    return dataset
 
 
 # -- 1. frames and patches views --------------------------------------------------------
@@ -122,7 +111,7 @@ def test_a_grouped_dataset_is_refused_with_advice(fo, ops):
 
 
 def test_an_issue_tag_the_user_uses_is_added_and_their_tags_stay(fo, ops, make_dataset):
-    dataset = _labelled(make_dataset)
+    dataset = labelled(make_dataset)
     dataset.take(20, seed=2).tag_samples("train")
     mine = set(dataset.match_tags("train").values("id"))
     ops["compute_mimic_scores"](dataset, "emb", "ground_truth", trusted_tag="trusted", issue_tag="train")
@@ -133,7 +122,7 @@ def test_an_issue_tag_the_user_uses_is_added_and_their_tags_stay(fo, ops, make_d
 
 
 def test_the_trusted_tag_is_refused_as_issue_tag(fo, ops, make_dataset):
-    dataset = _labelled(make_dataset)
+    dataset = labelled(make_dataset)
     before = dataset.count_sample_tags()
     with pytest.raises(ValueError, match="is the trusted_tag"):
         ops["compute_mimic_scores"](dataset, "emb", "ground_truth", trusted_tag="trusted", issue_tag="trusted")
@@ -142,7 +131,7 @@ def test_the_trusted_tag_is_refused_as_issue_tag(fo, ops, make_dataset):
 
 
 def test_the_plugins_own_issue_tag_moves_to_the_new_flags_only(fo, ops, make_dataset):
-    dataset = _labelled(make_dataset)
+    dataset = labelled(make_dataset)
     dataset.take(10, seed=3).tag_samples("keep_me")
     first = ops["compute_mimic_scores"](dataset, "emb", "ground_truth", trusted_tag="trusted",
                                         issue_tag="label_issue", seed=0)
@@ -175,7 +164,7 @@ def test_a_user_field_is_refused_unless_overwrite(fo, ops, make_dataset):
 
 
 def test_one_methods_field_is_refused_to_another(fo, ops, make_dataset):
-    dataset = _labelled(make_dataset)
+    dataset = labelled(make_dataset)
     ops["compute_zcore_scores"](dataset, "emb", n_samples=500, seed=0)
     before = dataset.values("zcore_score")
     with pytest.raises(ValueError, match="holds the output of compute_zcore_scores"):
@@ -422,7 +411,7 @@ def test_ctrl_c_in_the_sdk_stops_within_seconds_and_writes_nothing(fo, make_data
 
 
 def test_an_empty_npy_head_gets_a_clear_error(fo, ops, make_dataset, tmp_path):
-    dataset = _labelled(make_dataset)
+    dataset = labelled(make_dataset)
     path = tmp_path / "empty.npy"
     path.write_bytes(b"")
     with pytest.raises(ValueError, match="empty or not a .npy array file"):
@@ -430,7 +419,7 @@ def test_an_empty_npy_head_gets_a_clear_error(fo, ops, make_dataset, tmp_path):
 
 
 def test_numpy_scalars_and_numeric_strings_are_accepted(fo, ops, make_dataset):
-    dataset = _labelled(make_dataset)
+    dataset = labelled(make_dataset)
     ops["compute_zcore_scores"](dataset, "emb", n_samples=np.int64(400), redundancy_exp=np.float32(4),
                                 seed="7", random_init="false")
     assert dataset.get_run_info("zcore_score").config.random_init is False
@@ -456,7 +445,7 @@ def test_prune_rate_029_keeps_71_of_100(fo, ops, make_dataset):
 
 
 def test_every_method_is_a_run_that_fiftyone_lists_renames_and_deletes(fo, ops, make_dataset):
-    dataset = _labelled(make_dataset)
+    dataset = labelled(make_dataset)
     ops["compute_zcore_scores"](dataset, "emb", n_samples=500, seed=0)
     ops["compute_mimic_scores"](dataset, "emb", "ground_truth", trusted_tag="trusted", issue_tag="label_issue")
     order = ops["compute_coreset_order"](dataset, "zcore_score", selection="top")
