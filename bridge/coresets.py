@@ -340,7 +340,17 @@ def order_for(collection, score_field, *, selection=None, keep="highest", strati
 
 def view_run_key(view_name):
     """The run key of a saved coreset view: ``coreset_view_<slug>``."""
-    return "coreset_view_" + fou.to_slug(view_name).replace("-", "_")
+    return "coreset_view_" + view_slug(view_name).replace("-", "_")
+
+
+def view_slug(view_name):
+    """FiftyOne's slug of a saved view name, or a ValueError naming ``view_name``."""
+    try:
+        return fou.to_slug(view_name)
+    except (ValueError, TypeError) as error:
+        reason = str(error).rsplit("; ", 1)[-1]  # e.g. "length 0 < 1": no letter or digit, or too long
+        raise ValueError(f"view_name: {view_name!r:.80} cannot name a saved view (its slug has {reason}); use a "
+                         "name with letters or digits, at most 1,500 characters long") from None
 
 
 def save_coreset_view(
@@ -372,6 +382,7 @@ def save_coreset_view(
     if not isinstance(view_name, str) or not view_name.strip():
         raise ValueError("view_name must be a non-empty name for the saved view")
     view_name = view_name.strip()
+    view_slug(view_name)
     if root.has_saved_view(view_name) and not overwrite:
         raise ValueError(
             f"view_name: a saved view named '{view_name}' already exists on '{root.name}'; "

@@ -13,7 +13,8 @@ from .progress import long_running_config, queue, run, summary_view
 
 DEFAULTS = defaults_of(bridge.compute_embeddings)
 ROWS = (("embeddings_fields", "Fields written"), ("models", "Models"), ("embedded", "Vectors written"),
-        ("skipped_existing", "Skipped (already embedded)"), ("embedding_dims", "Dimensions"),
+        ("skipped_existing", "Skipped (already embedded)"), ("skipped_unreadable", "Skipped (not a regular file)"),
+        ("embedding_dims", "Dimensions"),
         ("failed", "Not embedded (unreadable images; a rerun retries them)"), ("seconds", "Seconds"))
 
 

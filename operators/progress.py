@@ -22,6 +22,8 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from .. import bridge
+
 logger = logging.getLogger(__name__)
 
 _POLL_S = 0.5
@@ -171,5 +173,6 @@ def summary_view(title, rows, summary):
 
 def queue(operator, collection, params):
     """Queues a run of ``operator`` on ``collection`` (a delegated operation); returns it."""
+    collection = bridge.check_collection(collection)
     view = collection.view() if hasattr(collection, "view") else collection
     return foo.execute_operator(operator.uri, ctx=dict(view=view, params=params), request_delegation=True)
