@@ -349,7 +349,8 @@ def view_slug(view_name):
         return fou.to_slug(view_name)
     except (ValueError, TypeError) as error:
         reason = str(error).rsplit("; ", 1)[-1]  # e.g. "length 0 < 1": no letter or digit, or too long
-        raise ValueError(f"view_name: {view_name!r:.80} cannot name a saved view (its slug has {reason}); use a "
+        shown = view_name if len(str(view_name)) <= 60 else f"{view_name[:57]}..."
+        raise ValueError(f"view_name: {shown!r} cannot name a saved view (its slug has {reason}); use a "
                          "name with letters or digits, at most 1,500 characters long") from None
 
 
