@@ -22,7 +22,7 @@ MAX_EPOCHS = 10_000  # mimic passes over the data
 
 
 def max_workers():
-    """The most image-loading workers: 4 per CPU, at most 64 (and at least 4)."""
+    """The most workers or threads a run may start: 4 per CPU, at most 64 (and at least 4)."""
     return max(4, min(64, 4 * (os.cpu_count() or 1)))
 
 

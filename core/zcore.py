@@ -253,7 +253,8 @@ def check_params(**given):
         seed=params.seed(p["seed"]),
         progress=params.callback("progress", p["progress"]),
         device=resolve_device(p["device"]),
-        num_threads=params.optional(params.integer, "num_threads", p["num_threads"], minimum=1),
+        num_threads=params.optional(params.integer, "num_threads", p["num_threads"], minimum=1,
+                                    maximum=params.max_workers()),
         target_reliability=params.number(
             "target_reliability", p["target_reliability"], above=0.0, below=1.0
         ),

@@ -57,10 +57,12 @@ def test_embeddings_batch_size_and_num_workers_are_bounded(ops, make_dataset):
         ops["compute_embeddings"](dataset, num_workers=10**9)
 
 
-def test_zcore_n_samples_and_mimic_epochs_are_bounded(ops, make_dataset):
+def test_zcore_n_samples_and_num_threads_and_mimic_epochs_are_bounded(ops, make_dataset):
     dataset = _labelled(make_dataset)
     with pytest.raises(ValueError, match=r"^n_samples must be an integer in \[1, 1e\+10\] or 'auto', got 1e\+30"):
         ops["compute_zcore_scores"](dataset, "emb", n_samples=1e30)
+    with pytest.raises(ValueError, match=r"^num_threads must be an integer in \[1, \d+\], got 1000000000"):
+        ops["compute_zcore_scores"](dataset, "emb", num_threads=10**9)
     with pytest.raises(ValueError, match=r"^epochs must be an integer in \[1, 10000\], got 1000000000"):
         _mimic(ops, dataset, epochs=10**9)
     assert dataset.get_field("zcore_score") is None and dataset.get_field("mimic_score") is None
