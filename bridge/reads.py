@@ -103,7 +103,7 @@ class _Corrupt(Exception):
 def _inflate(index, value):
     try:
         return zlib.decompress(value)
-    except zlib.error as error:
+    except (zlib.error, TypeError) as error:
         raise _Corrupt(index, f"zlib: {error}") from None
 
 
@@ -136,6 +136,9 @@ class _Decoder:
     def rows(self, values):
         """An (n, d) float32 array from n non-None values."""
         if not isinstance(values[0], (bytes, bytearray)):
+            for i, v in enumerate(values):
+                if not isinstance(v, (list, tuple)):
+                    raise _Corrupt(i, f"a {type(v).__name__} where a vector goes")
             lengths = {len(v) for v in values}
             if len(lengths) > 1:
                 self._ragged(sorted(lengths))
@@ -156,6 +159,8 @@ class _Decoder:
             except _Corrupt as error:
                 raise _Corrupt(i, str(error)) from None
             self._check_dim(size_i)
+            if len(raw) - offset != size_i * dtype.itemsize:
+                raise _Corrupt(i, f"{len(raw) - offset} bytes where {size_i * dtype.itemsize} go")
             out[i] = np.frombuffer(raw, dtype=dtype, offset=offset)
         return out
 

@@ -4,6 +4,7 @@ Real datasets in the test MongoDB, called as a person does: the operator call
 (``foo.get_operator(uri)(dataset, ...)``) or the bridge function it runs.
 """
 
+import io
 import os
 import threading
 import zlib
@@ -71,7 +72,15 @@ def test_zcore_n_samples_and_num_threads_and_mimic_epochs_are_bounded(ops, make_
 # -- corrupt stored vectors ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stored", [b"not zlib at all", zlib.compress(b"zlib, but not a numpy array")])
+def _truncated():
+    """A valid stored vector of the test datasets (float32, 8 values) without its last 4 bytes."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(8, np.float32), allow_pickle=False)
+    return zlib.compress(buffer.getvalue()[:-4])
+
+
+@pytest.mark.parametrize("stored", [b"not zlib at all", zlib.compress(b"zlib, but not a numpy array"), _truncated(),
+                                    "a string", 7])
 def test_a_corrupt_stored_vector_names_the_sample_and_the_field(fo, ops, make_dataset, stored):
     import fiftyone.core.odm as foodm
 
