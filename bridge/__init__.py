@@ -38,6 +38,16 @@ from .mimic import REFERENCES as MIMIC_REFERENCES
 from .mimic import compute_mimic_scores
 from .reads import read_columns, read_vectors
 from .runs import EMBEDDINGS, MIMIC, ORDER, PLUGIN, TAG, VIEW, ZCORE, check_output_field
-from .targets import target_of
+from .targets import check_collection, takes_collection, target_of
 from .zcore import DEFAULT_SCORE_FIELD as DEFAULT_ZCORE_FIELD
 from .zcore import compute_zcore_scores
+
+# Every entry point that takes a collection first refuses anything else (a dataset's name, None) with one sentence.
+_ENTRY_POINTS = (
+    "accuracy_curve", "check_output_field", "classification_fields", "compute_coreset_order", "compute_embeddings",
+    "compute_mimic_scores", "compute_zcore_scores", "default_score_field", "embedding_map",
+    "embeddings_model_identity", "find_order", "kept_view", "order_for", "pruned_view", "read_columns", "read_vectors",
+    "recorded_embeddings_fields", "recover", "resolve_selection", "save_coreset_view", "score_fields", "target_of",
+    "unpinned_rank_field", "vector_fields",
+)
+globals().update({name: takes_collection(globals()[name]) for name in _ENTRY_POINTS})

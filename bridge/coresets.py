@@ -356,7 +356,18 @@ def order_for(collection, score_field, *, selection=None, keep="highest", strati
 
 def view_run_key(view_name):
     """The run key of a saved coreset view: ``coreset_view_<slug>`` (a slug names one view only)."""
-    return "coreset_view_" + fou.to_slug(view_name).replace("-", "_")
+    return "coreset_view_" + view_slug(view_name).replace("-", "_")
+
+
+def view_slug(view_name):
+    """FiftyOne's slug of a saved view name, or a ValueError naming ``view_name``."""
+    try:
+        return fou.to_slug(view_name)
+    except (ValueError, TypeError) as error:
+        reason = str(error).rsplit("; ", 1)[-1]  # e.g. "length 0 < 1": no letter or digit, or too long
+        shown = view_name if len(str(view_name)) <= 60 else f"{view_name[:57]}..."
+        raise ValueError(f"view_name: {shown!r} cannot name a saved view (its slug has {reason}); use a "
+                         "name with letters or digits, at most 1,500 characters long") from None
 
 
 def check_view_name(dataset, view_name, *, overwrite=False):
@@ -370,7 +381,7 @@ def check_view_name(dataset, view_name, *, overwrite=False):
     if not isinstance(view_name, str) or not view_name.strip():
         raise ValueError("view_name must be a non-empty name for the saved view")
     view_name = view_name.strip()
-    slug = fou.to_slug(view_name)
+    slug = view_slug(view_name)
     for other in dataset.list_saved_views():
         if other != view_name and fou.to_slug(other) == slug:
             raise ValueError(

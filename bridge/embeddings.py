@@ -7,6 +7,8 @@ import hashlib
 import os
 import re
 import socket
+import stat
+import threading
 import time
 import types
 from importlib.metadata import version
@@ -29,6 +31,8 @@ from .targets import is_vector_field, target_of
 OPEN_CLIP = "open-clip-torch"
 DEFAULT_EMBEDDINGS_FIELD = "clip_embeddings"
 LABEL_TYPES = (fo.Detection, fo.Detections, fo.Polyline, fo.Polylines)
+IMAGE_BYTES = 4 * 2**20  # memory of one image in a batch (decoded pixels and model input): bounds batch_size
+READ_TIMEOUT_S = 30  # the longest this module waits to open one image file itself
 _SHA = {}
 
 
@@ -49,17 +53,19 @@ def compute_embeddings(collection, model=OPEN_CLIP, embeddings_field=None, *, cl
     """
     start = time.perf_counter()
     recover(collection._root_dataset)
-    kw = dict(batch_size=params.integer("batch_size", batch_size, minimum=1), skip_failures=True,
-              num_workers=params.optional(params.integer, "num_workers", num_workers, minimum=0))
+    kw = dict(batch_size=params.batch_size(batch_size, IMAGE_BYTES), skip_failures=True, num_workers=params.optional(
+        params.integer, "num_workers", num_workers, minimum=0, maximum=params.max_workers()))
     skip_existing, report = params.boolean("skip_existing", skip_existing), phases(params.callback("progress", progress))
     view, plans = plan(collection, model, embeddings_field, clip_model=clip_model, pretrained=pretrained,
                        patches_field=patches_field, normalize=params.boolean("normalize", normalize))
     models = [_load(p, _device(device)) for p in plans]  # all models load before any field is written
-    s = [_embed(view, p, m, kw, skip_existing, report(k / len(plans), (k + 1) / len(plans)))
+    view, unreadable = _regular_files(view)
+    s = [_embed(view, p, m, kw, skip_existing, report(k / len(plans), (k + 1) / len(plans)), unreadable)
          for k, (p, m) in enumerate(zip(plans, models))]
     return dict(embeddings_fields=[p.path for p in plans], models=[x["model"] for x in s], target_kind=plans[0].kind,
                 embedding_dims=[x["embedding_dim"] for x in s], total=s[0]["total"], failed=max(x["failed"] for x in s),
                 embedded=sum(x["embedded"] for x in s), skipped_existing=sum(x["skipped_existing"] for x in s),
+                skipped_unreadable=unreadable,
                 failed_examples=[e for x in s for e in x["failed_examples"]][:5],
                 seconds=round(time.perf_counter() - start, 3), per_field={p.path: x for p, x in zip(plans, s)})
 
@@ -173,6 +179,21 @@ def _images(collection, patches_field):
     return collection, patches_field, record
 
 
+def _regular_files(view):
+    """``(view, count)``: the view without its items whose file is not a regular file (a FIFO or a device would
+    block the image reader forever), and how many those are."""
+    ids, paths = view.values(["id", "filepath"])
+    bad = [i for i, path in zip(ids, paths) if not _regular(path)]
+    return (view.exclude(bad) if bad else view), len(bad)
+
+
+def _regular(path):
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, TypeError, ValueError):  # missing or remote: the reader fails on it fast, counted as failed
+        return True
+
+
 def _check_field(view, p):
     field = target_of(view).get_field(p.path)  # other runs write scores, never vectors
     if field is not None and not is_vector_field(field):
@@ -256,7 +277,7 @@ def _load(p, device):
     return p.model
 
 
-def _embed(view, p, model, kw, skip_existing, progress):
+def _embed(view, p, model, kw, skip_existing, progress, unreadable=0):
     """Embeds the items of ``view`` without a vector (all with ``skip_existing=False``) into ``p.path``."""
     start, attr, patches = time.perf_counter(), p.path.rsplit(".", 1)[-1], p.patches_field
     if patches:
@@ -270,7 +291,7 @@ def _embed(view, p, model, kw, skip_existing, progress):
     todo = missing(view) if skip_existing else view
     total, pending = count(view), count(todo)
     summary = dict(embeddings_field=p.path, model=p.label, embedding_dim=None, total=total, embedded=0,
-                   skipped_existing=total - pending, failed=0, failed_examples=[])
+                   skipped_existing=total - pending, skipped_unreadable=unreadable, failed=0, failed_examples=[])
     unit = _unit if p.identity["normalize"] else (lambda x: x)
     as_float32 = {k: lambda x, f=getattr(model, k): unit(np.asarray(f(x), np.float32)) for k in ("embed", "embed_all")}
     lock = _Locks(lock_keys(target_of(view), [types.SimpleNamespace(name=p.path)]), f"'{p.path}'")
@@ -297,12 +318,21 @@ def _embed(view, p, model, kw, skip_existing, progress):
     return summary
 
 
-def _why(path):  # why a file got no vector: what PIL says about it, or that the model failed on it
-    try:
-        Image.open(path).convert("RGB")
-        return "the model failed on this image (see the log)"
-    except Exception as error:
-        return f"{type(error).__name__}: {error}"[:300]
+def _why(path):
+    """Why a file got no vector: what PIL says about it, that the model failed on it, or that reading it timed out."""
+    why = [f"TimeoutError: the file could not be read within {READ_TIMEOUT_S} s"]
+
+    def read():
+        try:
+            Image.open(path).convert("RGB")
+            why[0] = "the model failed on this image (see the log)"
+        except Exception as error:  # noqa: BLE001 - any reason is reported as it is
+            why[0] = f"{type(error).__name__}: {error}"[:300]
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(READ_TIMEOUT_S)
+    return why[0]
 
 
 def _record(view, p, status, summary):

@@ -109,10 +109,12 @@ def compute_mimic_scores(
     _check_label_field(collection, label_field)
     issue_tag = _check_issue_tag(collection, issue_tag, trusted_tag)
     core_mimic._method(method)
-    epochs = params.integer("epochs", epochs, minimum=1)
+    epochs = params.integer("epochs", epochs, minimum=1, maximum=params.MAX_EPOCHS)
     batch_size = params.integer("batch_size", batch_size, minimum=1)
     lr = params.number("lr", lr, above=0.0)
     seed = params.seed(seed)
+    for template in _templates(templates) if reference == "zero_shot" else ():
+        params.template("templates", template)  # before any data is read
     report = phases(params.callback("progress", progress))
     if collection.count() == 0:
         raise ValueError("The view is empty: select labelled samples with embeddings before computing mimic scores")
@@ -389,6 +391,4 @@ def _check_label_field(collection, label_field):
 def _templates(templates):
     if templates is None:
         return core_mimic.DEFAULT_TEMPLATES
-    if isinstance(templates, str):
-        return (templates,)
-    return tuple(templates)
+    return tuple(params.strings("templates", templates, "prompt templates such as 'a photo of a {}.'"))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import params
 from .targets import is_vector_field
 
 _BATCH = 4096
@@ -65,9 +66,7 @@ def hidden_field_message(collection, name, param):
 
 def check_vector_fields(collection, fields, param="embeddings_field"):
     """Validates a field name or list of names; returns the list."""
-    if not isinstance(fields, (list, tuple)):  # one name is a list of one
-        fields = [fields] if fields is not None else []
-    fields = list(fields)
+    fields = params.strings(param, fields, "vector field names") if fields else []
     if not fields:
         raise ValueError(f"{param} is required: name one or more vector fields")
     if len(set(fields)) != len(fields):
@@ -93,6 +92,21 @@ def check_vector_fields(collection, fields, param="embeddings_field"):
     return fields
 
 
+class _Corrupt(Exception):
+    """A stored value that is not a vector: its position in the batch and why."""
+
+    def __init__(self, index, reason):
+        super().__init__(reason)
+        self.index = index
+
+
+def _inflate(index, value):
+    try:
+        return zlib.decompress(value)
+    except (zlib.error, TypeError) as error:
+        raise _Corrupt(index, f"zlib: {error}") from None
+
+
 class _Decoder:
     """Decodes one field's values (serialized numpy arrays or lists) into matrix rows."""
 
@@ -110,7 +124,10 @@ class _Decoder:
             header = None
         layout = self.layouts.get(header) if header is not None else None
         if layout is None:
-            arr = np.load(io.BytesIO(raw), allow_pickle=False)
+            try:
+                arr = np.load(io.BytesIO(raw), allow_pickle=False)
+            except Exception as error:  # noqa: BLE001 - any unreadable payload is a corrupt vector
+                raise _Corrupt(0, f"not a numpy array: {error}"[:200]) from None
             layout = (len(raw) - arr.nbytes, arr.dtype, arr.size)
             if header is not None:
                 self.layouts[header] = layout
@@ -119,12 +136,15 @@ class _Decoder:
     def rows(self, values):
         """An (n, d) float32 array from n non-None values."""
         if not isinstance(values[0], (bytes, bytearray)):
+            for i, v in enumerate(values):
+                if not isinstance(v, (list, tuple)):
+                    raise _Corrupt(i, f"a {type(v).__name__} where a vector goes")
             lengths = {len(v) for v in values}
             if len(lengths) > 1:
                 self._ragged(sorted(lengths))
             self._check_dim(lengths.pop())
             return np.asarray(values, dtype=np.float32)
-        raws = [zlib.decompress(v) for v in values]
+        raws = [_inflate(i, v) for i, v in enumerate(values)]
         header, (offset, dtype, size) = self._layout(raws[0])
         self._check_dim(size)
         width = len(raws[0])
@@ -134,8 +154,13 @@ class _Decoder:
                 return block[:, offset:].copy().view(dtype).astype(np.float32, copy=False)
         out = np.empty((len(raws), size), np.float32)  # mixed layouts: one by one
         for i, raw in enumerate(raws):
-            _, (offset, dtype, size_i) = self._layout(raw)
+            try:
+                _, (offset, dtype, size_i) = self._layout(raw)
+            except _Corrupt as error:
+                raise _Corrupt(i, str(error)) from None
             self._check_dim(size_i)
+            if len(raw) - offset != size_i * dtype.itemsize:
+                raise _Corrupt(i, f"{len(raw) - offset} bytes where {size_i * dtype.itemsize} go")
             out[i] = np.frombuffer(raw, dtype=dtype, offset=offset)
         return out
 
@@ -174,7 +199,14 @@ def read_vectors(collection, fields, *, standardize=False, progress=None):
 
     def decode(start, batch):
         for k, decoder in enumerate(decoders):
-            rows = decoder.rows([values[k] for values in batch])
+            try:
+                rows = decoder.rows([values[k] for values in batch])
+            except _Corrupt as error:
+                raise ValueError(
+                    f"embeddings_field: the vector stored in '{decoder.name}' of sample {ids[start + error.index]} "
+                    f"is corrupt ({error}); clear it (sample['{decoder.name}'] = None) and recompute it, or "
+                    "exclude that sample from the view"
+                ) from None
             with allocate:
                 if blocks[k] is None:
                     blocks[k] = np.empty((total, rows.shape[1]), np.float32)

@@ -12,8 +12,10 @@ Patches, clips, grouped and dynamic-group collections are refused up front
 with a sentence that says what to run instead.
 """
 
+import functools
 from dataclasses import dataclass
 
+import fiftyone.core.collections as foc
 import fiftyone.core.fields as fof
 
 
@@ -67,6 +69,24 @@ class Target:
         self.root.reload()
         if self.kind == "frames":
             self.collection._dataset.reload()
+
+
+def check_collection(value, name="sample_collection"):
+    """``value`` if it is a FiftyOne dataset or view, else a ValueError saying how to get one."""
+    if isinstance(value, foc.SampleCollection):
+        return value
+    hint = f"load it with fo.load_dataset({value!r})" if isinstance(value, str) else "pass a dataset or a view of one"
+    raise ValueError(f"{name} must be a FiftyOne dataset or view, got {value!r:.100}; {hint}")
+
+
+def takes_collection(function):
+    """``function`` with its first argument (the collection) checked by :func:`check_collection`."""
+
+    @functools.wraps(function)
+    def checked(collection, *args, **kwargs):
+        return function(check_collection(collection), *args, **kwargs)
+
+    return checked
 
 
 def target_of(collection, what="this operation"):

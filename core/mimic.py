@@ -131,7 +131,7 @@ def mimic_scores(
     Returns:
         the mean alignment of each sample over the steps it took part in
     """
-    epochs = params.integer("epochs", epochs, minimum=1)
+    epochs = params.integer("epochs", epochs, minimum=1, maximum=params.MAX_EPOCHS)
     batch_size = params.integer("batch_size", batch_size, minimum=1)
     lr = params.number("lr", lr, above=0.0)
     temperature = params.number("temperature", temperature, above=0.0)
@@ -143,6 +143,7 @@ def mimic_scores(
     num, dim = x.shape
     w_ref, b_ref = _head_arrays(reference_head, dim)
     y = _as_labels(labels, num, w_ref.shape[0])
+    batch_size = params.batch_size(batch_size, 8 * (w_ref.shape[0] + 1))  # one SGD step's buffers per sample
 
     # Inputs are scaled to unit RMS norm and get a constant-1 bias column,
     # x = [x / scale, 1] and W = [W | b], without copying the (N, D) matrix.
@@ -411,14 +412,11 @@ def text_prompts(class_name, templates=DEFAULT_TEMPLATES):
     """Returns the CLIP prompts of one class, one per template."""
     if not isinstance(class_name, str) or not class_name.strip():
         raise ValueError(f"class_name must be a non-empty string, got {class_name!r}")
-    if isinstance(templates, str):
-        templates = [templates]
-    templates = list(templates)
+    templates = params.strings("templates", templates, "prompt templates such as 'a photo of a {}.'")
     if not templates:
         raise ValueError("templates is empty; pass at least one template such as 'a photo of a {}.'")
     for tpl in templates:
-        if not isinstance(tpl, str) or tpl.count("{}") != 1:
-            raise ValueError(f"each template must be a string with exactly one '{{}}', got {tpl!r}")
+        params.template("templates", tpl)
     return [tpl.format(class_name) for tpl in templates]
 
 

@@ -8,11 +8,33 @@ names the parameter and says what to pass.
 
 import math
 import numbers
+import os
+import string
 
 import numpy as np
 
 #: seeds are integers in [0, SEED_LIMIT): numpy, torch and scikit-learn all take them
 SEED_LIMIT = 2**32
+
+#: bounds of the numeric parameters that have no natural limit (README, "Parameter bounds")
+MAX_N_SAMPLES = 10**10  # ZCore sampling iterations: 10,000 per sample at 1M samples
+MAX_EPOCHS = 10_000  # mimic passes over the data
+
+
+def max_workers():
+    """The most workers or threads a run may start: 4 per CPU, at most 64 (and at least 4)."""
+    return max(4, min(64, 4 * (os.cpu_count() or 1)))
+
+
+def available_memory():
+    """Bytes of memory available now (physical memory when that cannot be read)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil missing or unsupported: fall back to physical memory
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
 
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
@@ -83,6 +105,42 @@ def number(name, value, *, minimum=None, maximum=None, above=None, below=None):
     ):
         raise ValueError(f"{text}, got {value!r}")
     return result
+
+
+def batch_size(value, bytes_per_item, name="batch_size"):
+    """A positive batch size whose items (``bytes_per_item`` each) fit in the memory available now."""
+    result = integer(name, value, minimum=1)
+    free = available_memory()
+    limit = max(1, free // max(1, int(bytes_per_item)))
+    if result > limit:
+        raise ValueError(
+            f"{name} must be <= {limit:,} (what fits in the {free / 2**30:.1f} GiB of memory available now at "
+            f"about {int(bytes_per_item):,} bytes per item), got {value!r}; pass a smaller {name}"
+        )
+    return result
+
+
+def strings(name, value, what="names"):
+    """A list of strings from one string or a list/tuple of strings."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a string or a list of strings ({what}), got {value!r}")
+    return list(value)
+
+
+def template(name, value):
+    """A string with exactly one ``{}`` and no other replacement field (``{{``/``}}`` write a brace)."""
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(value) if f is not None]
+    except (ValueError, TypeError):
+        fields = None
+    if not isinstance(value, str) or fields != [("", "", None)]:
+        raise ValueError(
+            f"{name}: each template must contain exactly one '{{}}' (where the class name goes) and no other "
+            f"braces; write a literal brace as '{{{{' or '}}}}', got {value!r}"
+        )
+    return value
 
 
 def boolean(name, value):

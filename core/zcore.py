@@ -239,9 +239,11 @@ def check_params(**given):
     auto = isinstance(n_samples, str) and n_samples.strip().lower() == "auto"
     if not auto:
         try:
-            n_samples = params.integer("n_samples", n_samples, minimum=1)
+            n_samples = params.integer("n_samples", n_samples, minimum=1, maximum=params.MAX_N_SAMPLES)
         except ValueError:
-            raise ValueError(f"n_samples must be a positive integer or 'auto', got {n_samples!r}") from None
+            raise ValueError(
+                f"n_samples must be an integer in [1, {params.MAX_N_SAMPLES:.0e}] or 'auto', got {n_samples!r}"
+            ) from None
     return dict(
         n_samples="auto" if auto else n_samples,
         sample_dim=params.integer("sample_dim", p["sample_dim"], minimum=1),
@@ -251,7 +253,8 @@ def check_params(**given):
         seed=params.seed(p["seed"]),
         progress=params.callback("progress", p["progress"]),
         device=resolve_device(p["device"]),
-        num_threads=params.optional(params.integer, "num_threads", p["num_threads"], minimum=1),
+        num_threads=params.optional(params.integer, "num_threads", p["num_threads"], minimum=1,
+                                    maximum=params.max_workers()),
         target_reliability=params.number(
             "target_reliability", p["target_reliability"], above=0.0, below=1.0
         ),

@@ -15,7 +15,8 @@ DEFAULTS = defaults_of(bridge.compute_embeddings)
 FORM_ONLY = ("patches",)
 PLAN = set(defaults_of(E.plan))
 ROWS = (("embeddings_fields", "Fields written"), ("models", "Models"), ("embedded", "Vectors written"),
-        ("skipped_existing", "Skipped (already embedded)"), ("embedding_dims", "Dimensions"),
+        ("skipped_existing", "Skipped (already embedded)"), ("skipped_unreadable", "Skipped (not a regular file)"),
+        ("embedding_dims", "Dimensions"),
         ("failed", "Not embedded (unreadable images; a rerun retries them)"), ("seconds", "Seconds"))
 
 

@@ -22,6 +22,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from .. import bridge
 from ..core import params as P
 from .common import resolve
 
@@ -201,5 +202,6 @@ def call(operator, function, collection, given, delegate, *, queueable=None):
 
 def queue(operator, collection, params):
     """Queues a run of ``operator`` on ``collection`` (a delegated operation); returns it."""
+    collection = bridge.check_collection(collection)
     view = collection.view() if hasattr(collection, "view") else collection
     return foo.execute_operator(operator.uri, ctx=dict(view=view, params=params), request_delegation=True)

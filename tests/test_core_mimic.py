@@ -195,7 +195,7 @@ def test_mimic_scores_validation():
         mimic.mimic_scores(x, y, (np.ones((2, 4)), np.zeros(2)))
     with pytest.raises(ValueError, match="method must be one of"):
         mimic.mimic_scores(x, y, ref, method="dot")
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+    with pytest.raises(ValueError, match=r"epochs must be an integer in \[1, 10000\]"):
         mimic.mimic_scores(x, y, ref, epochs=0)
     with pytest.raises(ValueError, match="lr must be a positive"):
         mimic.mimic_scores(x, y, ref, lr=-1)

@@ -229,7 +229,7 @@ class _Evil:
         ("pickle_npy", "refusing to load"),
         ("pickle_pt", "refusing to load"),
         ("bad_reference", "reference must be one of"),
-        ("bad_epochs", "epochs must be a positive integer"),
+        ("bad_epochs", r"epochs must be an integer in \[1, 10000\]"),
         ("bad_score_field", "plain field name"),
         ("no_embeddings_field", "embeddings_field"),
     ],

@@ -118,7 +118,7 @@ def test_an_app_run_with_bad_input_shows_one_sentence_and_writes_nothing(fo, mak
     dataset = make_dataset(20)
     messages = app_execute(ZCORE, dataset.view(), dict(embeddings_field=["emb"], n_samples="many"))
     shown = [p for uri, p in messages if uri == "show_output"]
-    assert shown and shown[0]["results"]["error"].startswith("n_samples must be a positive integer or 'auto'")
+    assert shown and shown[0]["results"]["error"].startswith("n_samples must be an integer in [1, 1e+10] or 'auto'")
     assert "reload_dataset" not in [uri for uri, _ in messages]
     assert dataset.get_field("zcore_score") is None and not dataset.list_runs()
 
