@@ -44,7 +44,8 @@ from .zcore import compute_zcore_scores
 
 # Every entry point that takes a collection first refuses anything else (a dataset's name, None) with one sentence.
 _ENTRY_POINTS = (
-    "accuracy_curve", "check_output_field", "classification_fields", "compute_coreset_order", "compute_embeddings",
+    "accuracy_curve", "check_output_field", "check_view_name", "classification_fields", "compute_coreset_order",
+    "compute_embeddings", "coreset_views", "score_fingerprint", "tag_coreset",
     "compute_mimic_scores", "compute_zcore_scores", "default_score_field", "embedding_map",
     "embeddings_model_identity", "find_order", "kept_view", "order_for", "pruned_view", "read_columns", "read_vectors",
     "recorded_embeddings_fields", "recover", "resolve_selection", "save_coreset_view", "score_fields", "target_of",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import PLUGIN_NAME
+from harness import labelled
 
 SAVE = f"{PLUGIN_NAME}/save_coreset_view"
 MIMIC = f"{PLUGIN_NAME}/compute_mimic_scores"
@@ -36,14 +37,9 @@ def _scored(make_dataset, n=40, seed=5):
 
 
 def _labelled(make_dataset, n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 3, n)
-    dataset = make_dataset(n, labels=labels)
-    centers = rng.normal(size=(3, 8)) * 3
-    dataset.set_values("emb", list((centers[labels] + rng.normal(size=(n, 8))).astype(np.float32)))
-    dataset.take(15, seed=1).tag_samples("trusted")
+    dataset = labelled(make_dataset, n, seed=seed)
     # a third of the labels wrong, so some samples are flagged
-    wrong = dataset.take(20, seed=2)
+    wrong = dataset.match_tags("trusted", bool=False).take(20, seed=2)
     wrong.set_values("ground_truth.label", [str((int(v) + 1) % 3) for v in wrong.values("ground_truth.label")])
     return dataset
 
