@@ -250,14 +250,21 @@ def test_a_bad_value_found_during_a_run_is_one_plain_sentence_and_nothing_is_wri
 # -- mimic -------------------------------------------------------------------------------
 
 
-def test_mimic_defaults_to_the_only_tag_and_shows_the_flagged_count(ui, make_digits, tmp_path):
+def test_mimic_from_the_form_tags_what_the_user_asked_and_shows_the_flagged_count(ui, make_digits, tmp_path):
     dataset = make_digits(trusted=TRUSTED)
     try:
         ui.open_dataset(dataset)
         dialog = ui.open_operator("Compute mimic scores", "mimic")
-        tag_box = dialog.locator("xpath=.//p[normalize-space()='Trusted tag']/following::*[@role='combobox'][1]")
-        assert tag_box.inner_text().strip() == "trusted"  # the only tag is picked for the user
+        # the SDK's defaults: no trusted tag is guessed and no issue tag is written unless asked for
+        dialog.get_by_text(re.compile("pick the tag of samples whose labels you checked")).wait_for(
+            timeout=ui.clock.ms(30))
         ui.settle()
+        assert ui.execute_button(dialog).is_disabled()
+        dialog.locator("xpath=.//p[normalize-space()='Trusted tag']/following::*[@role='combobox'][1]").click(
+            timeout=ui.clock.ms(30))
+        ui.page.get_by_role("option", name="trusted", exact=True).click(timeout=ui.clock.ms(30))
+        ui.field(dialog, "Tag likely label errors (score < 0)").fill("label_issue")
+        ui.settle(2500)
         ui.submit(dialog, "Execute")
         seen, text = ui.watch_progress(dialog, r"Mimic: (?:starting|\d+%)", r"Samples scored")
         streamed = ui.streamed_progress()
