@@ -191,15 +191,18 @@ _TESTED_TOGETHER = {"is_patches", "is_frames", "is_clips", "is_dynamic_groups", 
 
 
 def _own_names():
-    """The names this repo defines: functions, classes, variables and attributes it assigns."""
+    """The members this repo defines: methods, class attributes and attributes it assigns (``x._y = ...``)."""
     names = set()
     for path in [*ROOT.glob("*.py"), *ROOT.glob("bridge/*.py"), *ROOT.glob("operators/*.py"),
                  *ROOT.glob("panels/*.py"), *ROOT.glob("core/*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if isinstance(node, ast.ClassDef):
                 names.add(node.name)
-            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                names.add(node.id)
+                for item in node.body:
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        names.add(item.name)
+                    names.update(t.id for t in ast.walk(item) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)
+                                 and not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)))
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
                 names.add(node.attr)
     return names
@@ -209,11 +212,19 @@ def _private(name):
     return name.startswith("_") and not name.startswith("__") and name not in MONGO_KEYS
 
 
+def _own_modules(tree):
+    """The names a file binds to this repo's own modules (relative imports)."""
+    return {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+            for a in node.names}
+
+
 def private_uses(path, own):
-    """``(line, name)`` of each private name in ``path`` that this repo does not define."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in own:
+    """``(line, name)`` of each private name in ``path`` that is not this repo's own."""
+    tree = ast.parse(path.read_text())
+    modules, found = _own_modules(tree), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in own \
+                and getattr(node.value, "id", None) not in modules:
             found.append((node.lineno, node.attr))
         elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in {"getattr", "hasattr", "setattr",
                                                                                "delattr"}:
@@ -222,8 +233,8 @@ def private_uses(path, own):
                     and name.value not in own:
                 found.append((node.lineno, repr(name.value)))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            modules = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
-            for module in modules:
+            modules_named = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+            for module in modules_named:
                 if module.startswith("fiftyone") and any(_private(p) for p in module.split(".")):
                     found.append((node.lineno, module))
             if getattr(node, "module", None) and node.module.startswith("fiftyone"):
@@ -241,9 +252,10 @@ def test_private_fiftyone_names_only_in_internals():
 def test_the_scan_finds_private_names(tmp_path):
     sample = tmp_path / "x.py"
     sample.write_text("import fiftyone.core._x\nfrom fiftyone.core.view import _y\nv._root_dataset\n"
-                      "getattr(c, '_is_patches', False)\nd['_id']\nname + '_rank'\nself._table\n")
+                      "getattr(c, '_is_patches', False)\nd['_id']\nname + '_rank'\nself._table\nview._serialize()\n"
+                      "from ..core import mimic as core_mimic\ncore_mimic._method\n")
     names = [name for _, name in private_uses(sample, _own_names())]
-    assert names == ["fiftyone.core._x", "_y", "_root_dataset", "'_is_patches'"]
+    assert names == ["fiftyone.core._x", "_y", "_root_dataset", "'_is_patches'", "_serialize"]
 
 
 def test_no_plugin_class_shadows_a_private_fiftyone_name():
