@@ -23,7 +23,7 @@ import fiftyone.zoo as foz
 from fiftyone import ViewField as F
 
 from ..core import params
-from . import runs
+from . import internals, runs
 from .commit import _Locks, commit, lock_keys, recover
 from .progress import phases
 from .targets import is_vector_field, target_of
@@ -52,7 +52,7 @@ def compute_embeddings(collection, model=OPEN_CLIP, embeddings_field=None, *, cl
     ``pretrained`` (a tag or a checkpoint path) apply to ``open-clip-torch``. ``progress`` may raise to cancel.
     """
     start = time.perf_counter()
-    recover(collection._root_dataset)
+    recover(internals.root_dataset(collection))
     kw = dict(batch_size=params.batch_size(batch_size, IMAGE_BYTES), skip_failures=True, num_workers=params.optional(
         params.integer, "num_workers", num_workers, minimum=0, maximum=params.max_workers()))
     skip_existing, report = params.boolean("skip_existing", skip_existing), phases(params.callback("progress", progress))
@@ -84,7 +84,7 @@ def plan(collection, model=OPEN_CLIP, embeddings_field=None, *, clip_model="ViT-
         raise ValueError(f"embeddings_field: pass one distinct field per model ({len(models)} models, got {fields})")
     plans = [_spec(m, clip_model, pretrained, normalize) for m in models]
     for p, name in zip(plans, fields):
-        p.path = view._get_label_field_path(patches_field, name)[1] if patches_field else name
+        p.path = internals.label_path(view, patches_field, name) if patches_field else name
         p.kind = "patches" if patches_field else target_of(view).kind
         p.key, p.patches_field, p.record = p.path.replace(".", "_"), patches_field, record
         _check_field(view, p)
@@ -115,7 +115,7 @@ def zero_shot_text(collection, embeddings_field, class_names, templates, *, devi
     config = model.config if hasattr(getattr(model, "config", None), "text_prompt") else types.SimpleNamespace()
     with model, fou.SetAttributes(config, text_prompt=""):  # open_clip's wrapper would prepend "A photo of"
         text = _unit(np.asarray(model.embed_prompts([t.format(c) for c in class_names for t in templates]), np.float32))
-    scale = getattr(getattr(model, "_model", None), "logit_scale", None)
+    scale = getattr(internals.torch_module(model), "logit_scale", None)
     text = _unit(text.reshape(len(class_names), len(templates), -1).mean(1))
     return text, float(scale.detach().exp()) if scale is not None else 100.0, dict(zoo_model=p.name, **p.kwargs)
 
@@ -123,7 +123,7 @@ def zero_shot_text(collection, embeddings_field, class_names, templates, *, devi
 def _spec(model, clip_model, pretrained, normalize):
     """How to load a model, and what identifies it: zoo name and weights, or class and a hash of the weights."""
     if isinstance(model, fom.Model):
-        net, h = getattr(model, "_model", None), hashlib.sha256()
+        net, h = internals.torch_module(model), hashlib.sha256()
         for name, t in (net.state_dict() if hasattr(net, "state_dict") else {}).items():
             h.update(name.encode() + t.detach().float().cpu().numpy().tobytes())
         label = f"{type(model).__module__}.{type(model).__name__}"
@@ -164,10 +164,10 @@ def _images(collection, patches_field):
     """The images to run on, the label field of the objects to embed, and the collection to record the run on."""
     record = collection
     if hasattr(collection, "patches_field"):  # a patches view: its objects, on the images they come from
-        patches_field, record = collection.patches_field, collection._source_collection
-        ids = collection.values(f"{patches_field}.id") if collection._stages else None  # filtered: these objects
+        patches_field, record = collection.patches_field, internals.patches_source(collection)
+        ids = collection.values(f"{patches_field}.id") if internals.own_stages(collection) else None  # filtered: these objects
         collection = record if ids is None else record.select_labels(ids=ids, fields=patches_field)
-    if collection.media_type == "video" or getattr(collection, "_is_patches", False):
+    if collection.media_type == "video" or internals.is_patches(collection):
         raise ValueError("compute_embeddings embeds images or their objects: for videos run it on "
                          "dataset.to_frames(sample_frames=True), for objects on dataset.to_patches(field)")
     target_of(collection, "compute_embeddings")  # refuses clips, groups and dynamic groups with a sentence
@@ -200,7 +200,7 @@ def _check_field(view, p):
         raise ValueError(f"embeddings_field: '{p.path}' already exists as a {type(field).__name__}; choose another name")
     runs.check_run_key(view, p.key, runs.EMBEDDINGS, "embeddings_field")
     was = embeddings_model_identity(view, p.path)
-    if field is None or was == p.identity or not view._dataset.count(p.path):
+    if field is None or was == p.identity or not internals.backing_dataset(view).count(p.path):
         return
     if was is None:
         raise ValueError(f"embeddings_field: '{p.path}' holds vectors that compute_embeddings did not record; "
@@ -281,7 +281,7 @@ def _embed(view, p, model, kw, skip_existing, progress, unreadable=0):
     """Embeds the items of ``view`` without a vector (all with ``skip_existing=False``) into ``p.path``."""
     start, attr, patches = time.perf_counter(), p.path.rsplit(".", 1)[-1], p.patches_field
     if patches:
-        labels = view._get_label_field_path(patches)[1]
+        labels = internals.label_path(view, patches)
         missing = lambda v: v.filter_labels(patches, F(attr).exists(False), only_matches=True)  # noqa: E731
         count = lambda v: v.count(labels)  # noqa: E731
         run = lambda v, **k: v.compute_patch_embeddings(model, patches, embeddings_field=attr, **k)  # noqa: E731
@@ -307,7 +307,7 @@ def _embed(view, p, model, kw, skip_existing, progress, unreadable=0):
             _record(view, p, "interrupted", dict(summary, error=f"{type(error).__name__}: {error}"[:500]))
             raise
         if p.kind == "frames":  # FiftyOne's async SaveContext can miss frames when syncing them to the videos
-            view._sync_source(fields=[p.path])
+            internals.sync_to_source(view, [p.path])
         failed = missing(todo)
         first = (view.filter_labels(patches, F(attr).exists()) if patches else view.exists(p.path)).limit(1)
         first = first.values(p.path, unwind=True)

@@ -31,7 +31,7 @@ import fiftyone.core.fields as fof
 
 from ..core import mimic as core_mimic
 from ..core import params
-from . import runs, tags
+from . import internals, runs, tags
 from .commit import FieldWrite, TagWrite, commit, recover
 from .embeddings import zero_shot_text
 from .fields import classification_fields
@@ -98,7 +98,7 @@ def compute_mimic_scores(
         skipped_no_embedding, flagged, tagged, classes, reference, seed, ...
     """
     start = time.perf_counter()
-    recover(collection._root_dataset)
+    recover(internals.root_dataset(collection))
     target = target_of(collection, "compute_mimic_scores")
     reference = params.choice("reference", reference, REFERENCES)
     overwrite = params.boolean("overwrite", overwrite)
@@ -305,7 +305,7 @@ def _trusted_head(collection, data, trusted_tag, trusted_view, seed):
         members = set(collection.match_tags(trusted_tag).values("_id"))
         source = f"tag '{trusted_tag}'"
     else:
-        dataset = collection._root_dataset
+        dataset = internals.root_dataset(collection)
         saved = dataset.list_saved_views()
         if not isinstance(trusted_view, str) or trusted_view not in saved:
             raise ValueError(
@@ -378,7 +378,7 @@ def _check_label_field(collection, label_field):
         raise ValueError(
             hidden
             or f"label_field: field '{label_field}' does not exist on dataset "
-            f"'{collection._root_dataset.name}'. Classification fields available: {available}"
+            f"'{internals.root_dataset(collection).name}'. Classification fields available: {available}"
         )
     if not (isinstance(field, fof.EmbeddedDocumentField) and field.document_type is fo.Classification):
         kind = field.document_type.__name__ if isinstance(field, fof.EmbeddedDocumentField) else type(field).__name__

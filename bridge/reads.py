@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core import params
+from . import internals
 from .targets import is_vector_field
 
 _BATCH = 4096
@@ -36,7 +37,7 @@ class VectorTable:
 
 
 def _db_path(collection, path):
-    return collection._handle_db_field(path)
+    return internals.db_field(collection, path)
 
 
 def _get(doc, path):
@@ -49,16 +50,17 @@ def _get(doc, path):
 
 def _cursor(collection, paths):
     project = {p: True for p in paths} or {"_id": True}
-    return collection._aggregate(post_pipeline=[{"$project": project}])
+    return internals.aggregate(collection, [{"$project": project}])
 
 
 def hidden_field_message(collection, name, param):
     """The error for a field that exists on the dataset but not in this view."""
-    if collection._root_dataset.get_field(name) is not None or (
-        collection._is_frames and collection._root_dataset.get_frame_field_schema().get(name) is not None
+    root = internals.root_dataset(collection)
+    if root.get_field(name) is not None or (
+        internals.is_frames(collection) and root.get_frame_field_schema().get(name) is not None
     ):
         return (
-            f"{param}: field '{name}' exists on dataset '{collection._root_dataset.name}' but this view "
+            f"{param}: field '{name}' exists on dataset '{root.name}' but this view "
             "excludes it (select_fields/exclude_fields); include it in the view"
         )
     return None

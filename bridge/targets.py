@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import fiftyone.core.collections as foc
 import fiftyone.core.fields as fof
 
+from . import internals
 
 @dataclass
 class Target:
@@ -28,14 +29,14 @@ class Target:
 
     @property
     def root(self):
-        return self.collection._root_dataset
+        return internals.root_dataset(self.collection)
 
     @property
     def merge_collections(self):
         """The MongoDB collections that hold one document per target sample."""
         if self.kind == "frames":
-            return [self.collection._dataset._sample_collection_name, self.root._frame_collection_name]
-        return [self.root._sample_collection_name]
+            return [internals.sample_collection_name(self.collection), internals.frame_collection_name(self.root)]
+        return [internals.sample_collection_name(self.root)]
 
     def get_field(self, name):
         """The existing output field ``name`` (frame field for frames targets), or None."""
@@ -48,7 +49,7 @@ class Target:
         if self.kind == "frames":
             if self.get_field(name) is None:
                 self.root.add_frame_field(name, ftype, **kwargs)
-            frames_dataset = self.collection._dataset
+            frames_dataset = internals.backing_dataset(self.collection)
             if frames_dataset.get_field(name) is None:
                 frames_dataset.add_sample_field(name, ftype, **kwargs)
         elif self.get_field(name) is None:
@@ -59,7 +60,7 @@ class Target:
         if self.kind == "frames":
             if self.get_field(name) is not None:
                 self.root.delete_frame_field(name)
-            frames_dataset = self.collection._dataset
+            frames_dataset = internals.backing_dataset(self.collection)
             if frames_dataset.get_field(name) is not None:
                 frames_dataset.delete_sample_field(name)
         elif self.get_field(name) is not None:
@@ -68,7 +69,7 @@ class Target:
     def reload(self):
         self.root.reload()
         if self.kind == "frames":
-            self.collection._dataset.reload()
+            internals.backing_dataset(self.collection).reload()
 
 
 def check_collection(value, name="sample_collection"):
@@ -91,17 +92,17 @@ def takes_collection(function):
 
 def target_of(collection, what="this operation"):
     """The :class:`Target` of ``collection``, or a ValueError saying what to do instead."""
-    if getattr(collection, "_is_patches", False):
+    if internals.is_patches(collection):
         raise ValueError(
             f"{what} writes one value per sample and this is a patches view (one sample per object); "
             "object-level scores are not supported yet: run it on the images (the dataset or a view of it)"
         )
-    if getattr(collection, "_is_clips", False):
+    if internals.is_clips(collection):
         raise ValueError(
             f"{what} does not run on clips views; run it on frames instead: "
             "dataset.to_frames(sample_frames=True), or on the videos' sample-level embeddings"
         )
-    if getattr(collection, "_is_dynamic_groups", False):
+    if internals.is_dynamic_groups(collection):
         raise ValueError(
             f"{what} does not run on a dynamic groups view (group_by); run it on the flat view before group_by"
         )
@@ -110,7 +111,7 @@ def target_of(collection, what="this operation"):
             f"{what} needs a flat collection and this one is grouped: pick the slices to score, e.g. "
             "dataset.select_group_slices(media_type='image')"
         )
-    if getattr(collection, "_is_frames", False):
+    if internals.is_frames(collection):
         return Target(collection, "frames")
     return Target(collection, "samples")
 

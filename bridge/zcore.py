@@ -11,6 +11,7 @@ import fiftyone.core.fields as fof
 from ..core import params
 from ..core import zcore as core_zcore
 from . import runs
+from . import internals
 from .commit import FieldWrite, commit, recover
 from .progress import phases
 from .reads import check_vector_fields, read_vectors
@@ -51,7 +52,7 @@ def compute_zcore_scores(
     Returns a summary dict (scored, skipped, seconds, reliability, warning, ...).
     """
     start = time.perf_counter()
-    recover(collection._root_dataset)
+    recover(internals.root_dataset(collection))
     target = target_of(collection, "compute_zcore_scores")
     fields = check_vector_fields(collection, embeddings_field)
     overwrite = params.boolean("overwrite", overwrite)

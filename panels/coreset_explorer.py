@@ -15,12 +15,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-import fiftyone.core.view as fov
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from bson import json_util
 
 from .. import bridge
+from ..bridge import internals
 from ..core import order as core_order
 
 PLUGIN = bridge.PLUGIN
@@ -224,13 +224,13 @@ class SweepTable:
 
 
 def _serialize(view):
-    return json_util.dumps(view._serialize()) if isinstance(view, fov.DatasetView) else "[]"
+    return json_util.dumps(internals.stage_dicts(view, include_uuids=True) or [])
 
 
 def _describe(view):
-    if not isinstance(view, fov.DatasetView) or not view._stages:
+    if not internals.own_stages(view):
         return f"the whole dataset ({view.count():,} samples)"
-    stages = ", ".join(type(s).__name__ for s in view._stages)
+    stages = ", ".join(type(s).__name__ for s in internals.own_stages(view))
     return f"the view it was opened on ({view.count():,} samples: {stages})"
 
 
@@ -260,7 +260,7 @@ class CoresetExplorer(foo.Panel):
         stages = ctx.panel.state.get("base_view")
         if stages is None:
             return ctx.view
-        return fov.DatasetView._build(ctx.dataset, json_util.loads(stages)) if stages != "[]" else ctx.dataset
+        return internals.view_of_stage_dicts(ctx.dataset, json_util.loads(stages)) if stages != "[]" else ctx.dataset
 
     def _rebase(self, ctx):
         state = ctx.panel.state
@@ -733,8 +733,8 @@ def _rank_field(base, state):
     """
     name = bridge.rank_field_name(state.get("score_field"), state.get("selection"), state.get("keep", "highest"),
                                   state.get("label_field") if state.get("stratify") else None)
-    if isinstance(base, fov.DatasetView) and base._stages:
-        digest = hashlib.sha1(str(base._serialize(include_uuids=False)).encode()).hexdigest()[:8]
+    if internals.own_stages(base):
+        digest = hashlib.sha1(str(internals.stage_dicts(base)).encode()).hexdigest()[:8]
         name = f"{name[:-len('_rank')]}_view_{digest}_rank"
     return bridge.unpinned_rank_field(base, name)
 
@@ -759,12 +759,12 @@ def _selection_note(selection):
 def _reliability_warning(collection, score_field):
     from ..bridge import runs
 
-    owner = runs.owner_of(collection._root_dataset, score_field)
+    owner = runs.owner_of(internals.root_dataset(collection), score_field)
     if owner is None or owner[1].get("method") != runs.ZCORE:
         return None
     summary = None
     try:
-        summary = collection._root_dataset.load_run_results(owner[0], load_view=False).summary
+        summary = internals.root_dataset(collection).load_run_results(owner[0], load_view=False).summary
     except Exception:
         return None
     return summary.get("warning") if summary else None
