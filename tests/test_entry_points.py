@@ -63,8 +63,8 @@ def test_execute_operator_reports_a_failed_run_as_an_error(fo, foo, make_dataset
     params = dict(embeddings_field="emb", n_samples="many")
     result = _execute(foo, ZCORE, dataset.view(), params)
     assert result.error is not None
-    assert result.error_message == "n_samples must be a positive integer or 'auto', got 'many'"
-    with pytest.raises(ExecutionError, match="n_samples must be a positive integer or 'auto'"):
+    assert result.error_message == "n_samples must be an integer in [1, 1e+10] or 'auto', got 'many'"
+    with pytest.raises(ExecutionError, match=r"n_samples must be an integer in \[1, 1e\+10\] or 'auto'"):
         foo.execute_operator(ZCORE, ctx=dict(view=dataset.view(), params=params))
     assert dataset.get_field("zcore_score") is None and not dataset.list_runs()
 
@@ -72,7 +72,7 @@ def test_execute_operator_reports_a_failed_run_as_an_error(fo, foo, make_dataset
 def test_the_app_still_shows_a_failed_run_as_one_sentence(fo, make_dataset):
     dataset = make_dataset(20)
     messages = app_execute(ZCORE, dataset.view(), dict(embeddings_field=["emb"], n_samples="many"))
-    assert _shown_error(messages) == "n_samples must be a positive integer or 'auto', got 'many'"
+    assert _shown_error(messages) == "n_samples must be an integer in [1, 1e+10] or 'auto', got 'many'"
     assert dataset.get_field("zcore_score") is None
 
 
@@ -85,7 +85,7 @@ def test_a_failed_delegated_run_is_marked_failed_with_the_sentence(fo, ops, make
     service.execute_queued_operations(dataset_name=dataset.name)
     doc = service.get(queued.result["id"])
     assert doc.run_state == "failed", doc.run_state
-    assert "n_samples must be a positive integer or 'auto', got 'many'" in str(doc.result.error)
+    assert "n_samples must be an integer in [1, 1e+10] or 'auto', got 'many'" in str(doc.result.error)
     assert dataset.get_field("zcore_score") is None
 
 

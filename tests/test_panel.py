@@ -67,7 +67,7 @@ def test_the_default_score_is_the_latest_zcore_field_and_the_default_selection_i
     assert driver.state["score_field"] == "zcore_score"  # newer mimic scores are not the default
     assert bridge.score_fields(dataset)[-1] == "mimic_score"
     assert driver.state["selection"] == bridge.DEFAULT_SELECTION
-    assert SAVE_DEFAULTS["selection"] in (None, bridge.DEFAULT_SELECTION)
+    assert bridge.resolve_selection(dataset, "zcore_score", SAVE_DEFAULTS["selection"])[0] == driver.state["selection"]
     assert driver.state["embeddings_field"] == "emb"
 
 
