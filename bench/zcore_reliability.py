@@ -52,7 +52,10 @@ def main():
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--budget", type=float, default=300.0)
     parser.add_argument("--reference-iterations", type=float, default=1e8)
+    parser.add_argument("--neighbours", action="store_true", help="how far the weights can be cut")
     args = parser.parse_args()
+    if args.neighbours:
+        return neighbours()
     if args.expected:
         return expected(args)
     x = embeddings(args.n)
@@ -108,6 +111,31 @@ def _run_with_curve(x, **kwargs):
         return zcore_expected.zcore_expected_run(x, **kwargs), curve
     finally:
         zcore_expected._reliability = measure
+
+
+def neighbours(n=3000, dim=32, cuts=(2, 4, 8, 16, 32, 64)):
+    """Rho between one pass with the weights cut to k neighbours and one with all redundancy_nn = 1000.
+
+    Same seed, so the same pairs and lattices: only the cut differs.
+    """
+    x = embeddings(n, dim=dim)
+    kept = zcore_expected.NEIGHBOURS_USED
+    runs = {}
+    try:
+        for k in cuts + (1000,):
+            zcore_expected.NEIGHBOURS_USED = k
+            start = time.perf_counter()
+            runs[k] = zcore_expected.zcore_expected_run(
+                x, seed=1, target_reliability=0.9999, max_pairs=dim * (dim - 1) // 2, random_init=False
+            )
+            runs[k].seconds = time.perf_counter() - start
+    finally:
+        zcore_expected.NEIGHBOURS_USED = kept
+    print(f"{n:,} x {dim}, one pass; Spearman rho against all 1000 neighbours (reliability "
+          f"{runs[1000].reliability:.3f})")
+    for k in cuts:
+        rho = spearmanr(runs[k].scores, runs[1000].scores).statistic
+        print(f"  {k:>4} neighbours: rho {rho:.4f}  ({runs[k].seconds:.1f} s vs {runs[1000].seconds:.1f} s)")
 
 
 def expected(args):

@@ -201,7 +201,7 @@ def tail_weight(used, total, exp):
 class _Engine:
     """The columns, their grid cells and the pair order; runs pair visits on CPU threads."""
 
-    def __init__(self, embeddings, redundancy_nn, redundancy_exp, seed, num_threads, neighbours=None):
+    def __init__(self, embeddings, redundancy_nn, redundancy_exp, seed, num_threads):
         self.cols = _as_columns(embeddings)
         dim, num = self.cols.shape
         if dim < 2:
@@ -209,7 +209,7 @@ class _Engine:
         self.num = num
         self.lo, self.med, self.hi = _column_stats(self.cols)
         self.edges, self.bins = _cells(self.cols)
-        self.used = min(neighbours or NEIGHBOURS_USED, num - 1)
+        self.used = min(NEIGHBOURS_USED, num - 1)
         self.tail = tail_weight(self.used, min(redundancy_nn, num - 1), redundancy_exp)
         self.exp = float(redundancy_exp)
         a, b = np.triu_indices(dim, k=1)
