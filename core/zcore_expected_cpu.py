@@ -19,19 +19,10 @@ import numba
 import numpy as np
 
 from . import KERNEL_CACHE
+from .zcore import _triangular
 
 #: score units per unit of one pair's probability mass
 SCALE = float(2**32)
-
-
-@numba.njit(nogil=True, cache=KERNEL_CACHE, inline="always")
-def _triangular(lo, mode, hi, u):
-    width = hi - lo
-    if width <= 0.0:
-        return lo
-    if u < (mode - lo) / width:
-        return lo + math.sqrt(u * width * (mode - lo))
-    return hi - math.sqrt((1.0 - u) * width * (hi - mode))
 
 
 @numba.njit(nogil=True, cache=KERNEL_CACHE)
