@@ -112,7 +112,8 @@ def zcore_run(
         embeddings: array-like of shape (N, D), N >= 3, finite values
         n_samples: number of sampling iterations, or ``"auto"`` to sample
             until the split-half reliability reaches ``target_reliability``
-            or ``time_budget`` seconds pass (whichever comes first)
+            or ``time_budget`` seconds pass (whichever comes first); ``"expected"`` runs the converging engine
+            (:func:`.zcore_expected.zcore_expected_run`, ``sample_dim=2``, CPU)
         sample_dim: dimensions drawn per iteration
         redundancy_nn: neighbours penalised per iteration (capped at N - 1)
         redundancy_exp: exponent of the inverse-distance penalty
@@ -128,6 +129,12 @@ def zcore_run(
     Returns:
         a :class:`ZCoreResult`
     """
+    if isinstance(n_samples, str) and n_samples.strip().lower() == "expected":
+        return _expected_run(
+            embeddings, sample_dim=sample_dim, seed=seed, target_reliability=target_reliability,
+            time_budget=time_budget, redundancy_nn=redundancy_nn, redundancy_exp=redundancy_exp,
+            random_init=random_init, progress=progress, num_threads=num_threads,
+        )
     start = time.perf_counter()
     checked = check_params(
         n_samples=n_samples, sample_dim=sample_dim, redundancy_nn=redundancy_nn, redundancy_exp=redundancy_exp,
@@ -223,6 +230,15 @@ def zcore_run(
         device=device,
         stopped_by=stopped_by,
     )
+
+
+def _expected_run(embeddings, *, sample_dim, **kwargs):
+    """``n_samples="expected"``: the converging engine, which supports ``sample_dim=2`` only."""
+    from .zcore_expected import zcore_expected_run
+
+    if params.integer("sample_dim", sample_dim, minimum=1) != 2:
+        raise ValueError(f"n_samples='expected' needs sample_dim=2, got {sample_dim!r}; use 'auto' for other values")
+    return zcore_expected_run(embeddings, **kwargs)
 
 
 def check_params(**given):

@@ -1,0 +1,225 @@
+"""The compiled kernel of the converging ZCore engine: whole dimension pairs.
+
+Per pair (a, b): the samples are counting-sorted into a grid of cells whose
+edges are quantiles of each column (precomputed bins), so the cells hold a
+few samples each. Two independently shifted quantile lattices of the pair's
+triangular density give the coverage: each lattice point goes to its
+L1-nearest sample, found ring by ring around its cell until the ring's
+distance bound exceeds the best distance. Each covered sample then spreads its
+count over its nearest others (the same ring search), with the normalised
+``d ** -exp`` weights whose normalisation adds ``tail`` times the last one.
+
+Contributions are added in int64 fixed point (``SCALE`` per unit of a pair's
+mass), so sums do not depend on the order of pairs or threads.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from . import KERNEL_CACHE
+from .zcore import _triangular
+
+#: score units per unit of one pair's probability mass
+SCALE = float(2**32)
+
+
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
+def _build(xa, xb, bina, binb, nb, start, fill, sx, sy, sid):
+    """Counting sort of the samples into cells ``bin_a * nb + bin_b``."""
+    start[:] = 0
+    for i in range(xa.shape[0]):
+        start[np.int64(bina[i]) * nb + binb[i] + 1] += 1
+    for c in range(nb * nb):
+        start[c + 1] += start[c]
+    fill[:] = start[:-1]
+    for i in range(xa.shape[0]):
+        c = np.int64(bina[i]) * nb + binb[i]
+        p = fill[c]
+        sx[p] = xa[i]
+        sy[p] = xb[i]
+        sid[p] = i
+        fill[c] = p + 1
+
+
+@numba.njit(nogil=True, cache=KERNEL_CACHE, inline="always")
+def _ring_bound(qx, qy, ci, cj, r, nb, ea, eb):
+    """A lower bound on the L1 distance from q to samples outside the (2r+1)-box of cells."""
+    bound = np.inf
+    if ci - r > 0:
+        bound = min(bound, qx - ea[ci - r - 1])
+    if ci + r < nb - 1:
+        bound = min(bound, ea[ci + r] - qx)
+    if cj - r > 0:
+        bound = min(bound, qy - eb[cj - r - 1])
+    if cj + r < nb - 1:
+        bound = min(bound, eb[cj + r] - qy)
+    return max(bound, 0.0)
+
+
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
+def _search(qx, qy, ci, cj, nb, ea, eb, start, sx, sy, sid, best_d, best_i):
+    """The len(best_d) nearest samples to q (L1), nearest first; returns how many."""
+    k = best_d.shape[0]
+    n = 0
+    r = 0
+    while True:
+        i0, i1, j0, j1 = ci - r, ci + r, cj - r, cj + r
+        for i in range(max(i0, 0), min(i1, nb - 1) + 1):
+            edge_row = i == i0 or i == i1
+            step = 1 if edge_row else j1 - j0
+            j = j0
+            while j <= j1:
+                if 0 <= j < nb and step > 0:
+                    c = i * nb + j
+                    for p in range(start[c], start[c + 1]):
+                        d = abs(np.float64(sx[p]) - qx) + abs(np.float64(sy[p]) - qy)
+                        if n < k or d < best_d[n - 1]:
+                            m = n if n < k else k - 1
+                            while m > 0 and best_d[m - 1] > d:
+                                best_d[m] = best_d[m - 1]
+                                best_i[m] = best_i[m - 1]
+                                m -= 1
+                            best_d[m] = d
+                            best_i[m] = sid[p]
+                            n = min(n + 1, k)
+                if step == 0:
+                    break
+                j += step
+        bound = _ring_bound(qx, qy, ci, cj, r, nb, ea, eb)
+        if bound == np.inf or (n == k and best_d[k - 1] <= bound):
+            return n
+        r += 1
+
+
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
+def _bin(edges, value):
+    """The cell index of ``value`` given the inner edges."""
+    return np.searchsorted(edges, value, side="right")
+
+
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
+def run_pairs(cols, bins, edges, lo, med, hi, pairs, parity, shifts, grid, used, tail, exp, acc, done):
+    """Adds the contributions of ``pairs`` to ``acc``.
+
+    Args:
+        cols: (D, N) float32 columns
+        bins: (D, N) uint8 cell of each value; edges: (D, nb - 1) float64 inner edges
+        lo, med, hi: (D,) float64 triangular parameters
+        pairs: (P, 2) dimension pairs; parity: (P,) 0/1 half of each pair
+        shifts: (P, 2, 2) lattice shifts (pair, lattice, axis)
+        grid: lattice points per side of each of the two lattices
+        used: nearest others whose weights are computed (<= N - 1)
+        tail: normalisation added per unit of the last computed weight
+        exp: exponent of the inverse-distance penalty
+        acc: (4, N) int64 sums, row 2 * parity + lattice
+        done: (1,) int64 counter of finished pairs
+    """
+    num = cols.shape[1]
+    nb = edges.shape[1] + 1
+    start = np.empty(nb * nb + 1, dtype=np.int64)
+    fill = np.empty(nb * nb, dtype=np.int64)
+    sx = np.empty(num, dtype=np.float32)
+    sy = np.empty(num, dtype=np.float32)
+    sid = np.empty(num, dtype=np.int64)
+    count = np.zeros((2, num), dtype=np.int64)
+    touched = np.empty(num, dtype=np.int64)
+    one_d = np.empty(1, dtype=np.float64)
+    one_i = np.empty(1, dtype=np.int64)
+    near_d = np.empty(used + 1, dtype=np.float64)
+    near_i = np.empty(used + 1, dtype=np.int64)
+    ratio = np.empty(used, dtype=np.float64)
+    qx = np.empty(grid, dtype=np.float64)
+    qy = np.empty(grid, dtype=np.float64)
+    bx = np.empty(grid, dtype=np.int64)
+    by = np.empty(grid, dtype=np.int64)
+    unit = SCALE / (grid * grid)
+    integer_exp = exp == math.floor(exp) and exp <= 16
+    for t in range(pairs.shape[0]):
+        a, b = pairs[t, 0], pairs[t, 1]
+        xa, xb = cols[a], cols[b]
+        ea, eb = edges[a], edges[b]
+        _build(xa, xb, bins[a], bins[b], nb, start, fill, sx, sy, sid)
+        n_touched = 0
+        for lat in range(2):
+            for g in range(grid):
+                qx[g] = _triangular(lo[a], med[a], hi[a], (g + shifts[t, lat, 0]) / grid)
+                qy[g] = _triangular(lo[b], med[b], hi[b], (g + shifts[t, lat, 1]) / grid)
+                bx[g] = _bin(ea, qx[g])
+                by[g] = _bin(eb, qy[g])
+            for g in range(grid):
+                for h in range(grid):
+                    _search(qx[g], qy[h], bx[g], by[h], nb, ea, eb, start, sx, sy, sid, one_d, one_i)
+                    s = one_i[0]
+                    if count[0, s] == 0 and count[1, s] == 0:
+                        touched[n_touched] = s
+                        n_touched += 1
+                    count[lat, s] += 1
+        row = 2 * parity[t]
+        for m in range(n_touched):
+            s = touched[m]
+            px, py = np.float64(xa[s]), np.float64(xb[s])
+            n = _search(px, py, _bin(ea, px), _bin(eb, py), nb, ea, eb, start, sx, sy, sid, near_d, near_i)
+            _spread(s, n, near_d, near_i, ratio, count[0, s] * unit, count[1, s] * unit,
+                    tail, exp, integer_exp, acc[row], acc[row + 1])
+            count[0, s] = 0
+            count[1, s] = 0
+        done[0] += 1
+
+
+@numba.njit(nogil=True, cache=KERNEL_CACHE)
+def _spread(s, n, near_d, near_i, ratio, mass0, mass1, tail, exp, integer_exp, acc0, acc1):
+    """Adds the coverage of ``s`` (one mass per lattice) and its redundancy penalties."""
+    # Drop s itself (or, when ties hide it, the farthest).
+    own = n - 1
+    for m in range(n):
+        if near_i[m] == s:
+            own = m
+            break
+    for m in range(own, n - 1):
+        near_d[m] = near_d[m + 1]
+        near_i[m] = near_i[m + 1]
+    k = n - 1
+    if near_d[0] == 0.0:
+        # Exact duplicates share the coverage; the earliest other duplicate loses it.
+        first = s
+        second = -1
+        size = 1
+        for m in range(k):
+            if near_d[m] != 0.0:
+                break
+            size += 1
+            j = near_i[m]
+            if j < first:
+                second = first
+                first = j
+            elif second < 0 or j < second:
+                second = j
+        for mass, acc in ((mass0, acc0), (mass1, acc1)):
+            share = mass / size
+            acc[s] += np.int64(share + 0.5)
+            for m in range(size - 1):
+                acc[near_i[m]] += np.int64(share + 0.5)
+            acc[first] -= np.int64(share * (size - 1) + 0.5)
+            acc[second] -= np.int64(share + 0.5)
+        return
+    total = 0.0
+    for m in range(k):
+        r = near_d[0] / near_d[m]
+        if integer_exp:
+            w = 1.0
+            for _ in range(int(exp)):
+                w *= r
+        else:
+            w = r**exp
+        ratio[m] = w
+        total += w
+    total += tail * ratio[k - 1]
+    acc0[s] += np.int64(mass0 + 0.5)
+    acc1[s] += np.int64(mass1 + 0.5)
+    per0 = mass0 / total
+    per1 = mass1 / total
+    for m in range(k):
+        acc0[near_i[m]] -= np.int64(ratio[m] * per0 + 0.5)
+        acc1[near_i[m]] -= np.int64(ratio[m] * per1 + 0.5)
