@@ -236,7 +236,7 @@ def test_a_bad_value_found_during_a_run_is_one_plain_sentence_and_nothing_is_wri
         ui.submit(dialog, "Execute")
         _, text = ui.watch_progress(dialog, r"ZCore: \w+", r"did not run")
         assert "ZCore did not run" in text, text
-        assert "n_samples must be a positive integer or 'auto', got 'many'" in text, text
+        assert "n_samples must be an integer in [1, 1e+10] or 'auto', got 'many'" in text, text
         assert "Traceback" not in text and len(text.splitlines()) <= 6, text
         ui.shot("07-run-error.png", dialog)
         ui.close_dialog()

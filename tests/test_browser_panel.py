@@ -324,7 +324,7 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         assert tag.input_value() == "coreset"
         tag.fill("coreset-75")
         panel.get_by_role("button", name="Tag kept").click()
-        message = panel.get_by_text(f"Tagged the {kept(rate, N)} kept samples 'coreset-75'.")
+        message = panel.get_by_text(re.compile(rf"Tagged the {kept(rate, N)} kept samples 'coreset-75' \({kept(rate, N)} did not have it\); undo with"))
         message.wait_for(timeout=ui.clock.ms(60))
         # messages show at the top, above the controls; the tag box sits in its button's row
         assert message.bounding_box()["y"] < _dropdown(panel, "Score field").bounding_box()["y"]
