@@ -118,6 +118,11 @@ class SavedView:
     description: str = None
 
 
+def is_saved_as(dataset, name, view):
+    """Whether ``dataset`` has a saved view ``name`` and it is ``view`` (the same stages)."""
+    return dataset.has_saved_view(name) and dataset.load_saved_view(name) == view
+
+
 # -- locks ----------------------------------------------------------------------
 
 
@@ -320,16 +325,14 @@ def _apply(root, token, plan, collection=None):
     if collection is None:
         collection = internals.build_view(root, run["stages"])
     target = target_of(collection)
-    dataset_id = internals.dataset_id(root)
     owner = _tag_owner(plan, token)
     for write in plan["writes"]:
         if write["type"] == "field":
             _merge_field(db, target, write)
     for write in plan["writes"]:
         if write["type"] == "tags":
-            samples = internals.sample_collection_name(root)
-            tags.record(db, samples, dataset_id, write["tag"], owner, query=write["query"], staged=write["parts"])
-            tags.apply(db, samples, dataset_id, write["tag"], owner)
+            tags.record(root, write["tag"], owner, query=write["query"], staged=write["parts"])
+            tags.apply(root, write["tag"], owner)
     if target.kind == "samples":
         for write in plan["writes"]:
             if write.get("index"):
@@ -398,9 +401,9 @@ def _give_up(root, token, plan, error):
         if write["type"] == "field" and not write.get("existed", True):
             target.delete(write["name"])  # it was new: nothing of it is left
     saved = plan.get("saved_view")
-    if saved and not saved.get("existed", True) and root.has_saved_view(saved["name"]):
-        if root.load_saved_view(saved["name"]) == internals.build_view(root, saved["stages"]):
-            root.delete_saved_view(saved["name"])
+    if saved and not saved.get("existed", True) and is_saved_as(root, saved["name"],
+                                                                internals.build_view(root, saved["stages"])):
+        root.delete_saved_view(saved["name"])
     tags.release(root, _tag_owner(plan, token))
     _drop_staging(db, token)
     db[JOURNAL].update_one(

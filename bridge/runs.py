@@ -21,6 +21,7 @@ import fiftyone.core.fields as fof
 import fiftyone.core.runs as fors
 
 from . import internals, tags
+from .commit import is_saved_as
 from .targets import target_of
 
 logger = logging.getLogger(__name__)
@@ -172,9 +173,7 @@ class CoresetTagRun(_TaggingRun):
 def owns_saved_view(dataset, config):
     """Whether the saved view named in a coreset view run's config is still the one that run saved."""
     name, query = config.get("view_name"), config.get("query")
-    if not name or query is None or not dataset.has_saved_view(name):
-        return False
-    return dataset.load_saved_view(name) == dataset.match(json_util.loads(query))
+    return bool(name) and query is not None and is_saved_as(dataset, name, dataset.match(json_util.loads(query)))
 
 
 CONFIGS = {

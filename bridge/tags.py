@@ -39,8 +39,9 @@ def check_tag(value, param):
     return value
 
 
-def record(db, samples, dataset_id, tag, token, *, query=None, staged=None):
-    """Records that run ``token`` wants ``tag`` on the samples matched by ``query`` (or in ``staged``)."""
+def record(dataset, tag, token, *, query=None, staged=()):
+    """Records that run ``token`` wants ``tag`` on the samples matched by ``query`` (or in ``staged`` collections)."""
+    db, samples, dataset_id = foo.get_db_conn(), internals.sample_collection_name(dataset), internals.dataset_id(dataset)
     doc = {
         "_id": {"d": dataset_id, "t": {"$literal": tag}, "s": "$_id"},
         "runs": {"$literal": [token]},
@@ -65,7 +66,7 @@ def record(db, samples, dataset_id, tag, token, *, query=None, staged=None):
         ], allowDiskUse=True)
 
 
-def apply(db, samples, dataset_id, tag, token):
+def apply(dataset, tag, token):
     """Adds ``tag`` to every sample that run ``token`` wants it on (order of other tags kept)."""
     tags = {"$ifNull": ["$tags", []]}
     add = [{"$set": {
@@ -73,9 +74,10 @@ def apply(db, samples, dataset_id, tag, token):
         "last_modified_at": "$$NOW",
     }}]
     _owners().aggregate([
-        {"$match": {"_id.d": dataset_id, "_id.t": tag, "runs": token}},
+        {"$match": {"_id.d": internals.dataset_id(dataset), "_id.t": tag, "runs": token}},
         {"$project": {"_id": "$_id.s"}},
-        {"$merge": {"into": samples, "on": "_id", "whenMatched": add, "whenNotMatched": "discard"}},
+        {"$merge": {"into": internals.sample_collection_name(dataset), "on": "_id", "whenMatched": add,
+                    "whenNotMatched": "discard"}},
     ], allowDiskUse=True)
 
 
@@ -100,11 +102,6 @@ def _remove_orphans(dataset, dataset_id):
                     "whenNotMatched": "discard"}},
     ], allowDiskUse=True)
     owners.delete_many({"_id.d": dataset_id, "runs": {"$size": 0}})
-
-
-def owned_count(dataset, token):
-    """How many samples run ``token`` wants tagged."""
-    return _owners().count_documents({"_id.d": internals.dataset_id(dataset), "runs": token})
 
 
 def added_count(dataset, token):

@@ -175,17 +175,16 @@ class _Cache:
                 self.entries.move_to_end(key)
                 return self.entries[key]
         value = build()
-        if value is None:  # nothing to keep: built again next time
-            return value
-        with self.lock:
-            self.entries[key] = value
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+        if value is not None:  # None: nothing to keep, built again next time
+            self.put(key, value)
         return value
 
     def put(self, key, value):
         with self.lock:
             self.entries[key] = value
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
 
     def drop(self, dataset_name):
         with self.lock:
