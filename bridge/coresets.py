@@ -13,6 +13,7 @@ never rewritten (a later order with the same settings goes to a new rank
 field, ``..._rank_2``), so the view reloads the same samples after re-scoring.
 """
 
+import hashlib
 import time
 import uuid
 
@@ -499,7 +500,7 @@ def tag_coreset(collection, rank_field, tag, *, prune_rate=None, kept=None):
     if kept is None:
         kept = core_order.kept_count(scored, params.fraction("prune_rate", prune_rate))
     kept = params.integer("kept", kept, minimum=0, maximum=scored)
-    key = "coreset_tag_" + fou.to_slug(tag).replace("-", "_")
+    key = _tag_run_key(root, tag)
     runs.check_run_key(collection, key, runs.TAG, param="tag")
     query = {rank_field: {"$lt": kept}}  # an order's rank field is set on the samples it ranked only
     config = runs.make_config(runs.TAG, tag=tag, rank_field=rank_field, kept=kept, target_kind="samples",
@@ -508,6 +509,20 @@ def tag_coreset(collection, rank_field, tag, *, prune_rate=None, kept=None):
     commit(root, key, config, dict(summary=summary), writes=[TagWrite(tag, query=query)])
     summary["added"] = tags.added_count(root, config.token)
     return summary
+
+
+def _tag_run_key(dataset, tag):
+    """The run key of ``tag``'s tag_coreset run: the one it has, else ``coreset_tag_<slug>`` while no other tag
+    holds that slug ('a b' and 'a-b' share one), else ``coreset_tag_<digest>`` (also for tags without a slug, '$')."""
+    for key, _, _ in runs.plugin_runs(dataset, runs.TAG, tag=tag):
+        return key
+    try:
+        key = "coreset_tag_" + fou.to_slug(tag).replace("-", "_")
+    except ValueError:
+        key = None
+    if key is None or key in runs.raw_runs(dataset):
+        key = "coreset_tag_" + hashlib.sha1(tag.encode()).hexdigest()[:12]
+    return key
 
 
 def coreset_views(dataset):

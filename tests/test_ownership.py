@@ -181,6 +181,16 @@ def test_the_panels_tag_kept_is_a_run_that_can_be_undone(fo, bridge, ops, make_d
     assert _tagged(dataset, "mine") == set(dataset.limit(2).values("id"))
 
 
+def test_tags_that_share_a_slug_or_have_none_each_get_their_own_tag_run(fo, bridge, ops, make_dataset):
+    dataset = _scored(make_dataset)
+    rank_field = ops["compute_coreset_order"](dataset, "score", selection="top")["rank_field"]
+    keys = [bridge.tag_coreset(dataset, rank_field, tag, prune_rate=0.5)["run_key"] for tag in ("a b", "a-b", "$")]
+    assert len(set(keys)) == 3 and keys[0] == "coreset_tag_a_b"
+    assert dataset.count_sample_tags() == {"a b": 20, "a-b": 20, "$": 20}
+    assert bridge.tag_coreset(dataset, rank_field, "a-b", prune_rate=0.9)["run_key"] == keys[1]  # the same run again
+    assert dataset.count_sample_tags() == {"a b": 20, "a-b": 4, "$": 20}
+
+
 # -- 3. saved views by name, never by slug ---------------------------------------------------------
 
 
