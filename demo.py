@@ -66,7 +66,8 @@ def build_dataset(fo, image_dir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", action="store_true", help="launch the App on the dataset afterwards")
-    parser.add_argument("--n-samples", type=int, default=1_000_000, help="ZCore sampling iterations")
+    parser.add_argument("--n-samples", default="auto",
+                        help="ZCore run length: 'auto' (until reliable) or a number of iterations (the paper: 1000000)")
     parser.add_argument("--prune-rate", type=float, default=0.7)
     args = parser.parse_args()
 
@@ -79,10 +80,11 @@ def main():
     print(f"dataset '{dataset.name}': {len(dataset)} digit images, embeddings 'pca_embeddings' (PCA-32)")
 
     zcore = foo.get_operator("@coreset/curation/compute_zcore_scores")
-    scores = zcore(dataset, "pca_embeddings", n_samples=args.n_samples, seed=0)
+    n_samples = args.n_samples if args.n_samples == "auto" else int(args.n_samples)
+    scores = zcore(dataset, "pca_embeddings", n_samples=n_samples, seed=0)
     print(
-        f"ZCore: scored {scores['scored']} samples, {scores['n_samples_used']:,} iterations in "
-        f"{scores['seconds']:.1f} s, split-half reliability {scores['reliability']}"
+        f"ZCore: scored {scores['scored']} samples in {scores['seconds']:.1f} s, split-half reliability "
+        f"{scores['reliability']} (stopped by {scores['stopped_by']}; {scores['n_samples_used']:,} draws)"
     )
     if scores["warning"]:
         print(f"  warning: {scores['warning']}")

@@ -8,7 +8,7 @@ signal's scale). Each row runs ``zcore_run`` (published defaults except
 split-half reliability the run records, the seconds, and whether the run warns.
 
 With ``--expected`` it measures the converging engine instead
-(``zcore_run(n_samples="expected")``): its reliability-versus-seconds curve,
+(``zcore_run(n_samples="auto")``, the default): its reliability-versus-seconds curve,
 seconds and peak RSS at ``--n`` x 512 until ``--target`` or ``--budget``, and
 the Spearman rho at 10,000 x 64 between its run and a long run of the exact
 engine (``--reference-iterations``; 0 skips it).
@@ -34,14 +34,21 @@ from coreset_curation.core import zcore_expected  # noqa: E402
 from coreset_curation.core.zcore import RELIABILITY_WARNING, zcore_run  # noqa: E402
 
 
-def embeddings(n, dim=512, latent=16, clusters=50, seed=0):
+def embeddings(n, dim=512, latent=16, clusters=50, seed=0, chunk=65536):
+    """Clustered (n, dim) float32 embeddings, column-major as the plugin reads them, built chunk by chunk."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(clusters, latent)) * 3
-    z = centres[rng.integers(0, clusters, n)] + rng.normal(size=(n, latent))
     mixing = rng.normal(size=(latent, dim)) / np.sqrt(latent)
-    x = z @ mixing
-    x += 0.1 * x.std() * rng.normal(size=x.shape)
-    return x.astype(np.float32)
+    x = np.empty((n, dim), dtype=np.float32, order="F")
+    noise = None
+    for start in range(0, n, chunk):
+        rows = min(chunk, n - start)
+        part = np.random.default_rng([seed, start])
+        z = centres[part.integers(0, clusters, rows)] + part.normal(size=(rows, latent))
+        signal = z @ mixing
+        noise = 0.1 * signal.std() if noise is None else noise  # the first chunk sets the noise scale
+        x[start : start + rows] = signal + noise * part.normal(size=signal.shape)
+    return x
 
 
 def main():

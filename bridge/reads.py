@@ -180,8 +180,11 @@ class _Decoder:
         )
 
 
-def read_vectors(collection, fields, *, standardize=False, progress=None):
+def read_vectors(collection, fields, *, standardize=False, columns=False, progress=None):
     """Reads one or more vector fields of a collection into an (n, d) float32 matrix.
+
+    With ``columns`` the matrix is column-major (Fortran order), so a
+    column-wise consumer such as the ZCore engine needs no second copy.
 
     Fields are concatenated in the given order. Samples missing any of them
     are left out and their ids returned. With ``standardize`` each field is
@@ -211,7 +214,7 @@ def read_vectors(collection, fields, *, standardize=False, progress=None):
                 ) from None
             with allocate:
                 if blocks[k] is None:
-                    blocks[k] = np.empty((total, rows.shape[1]), np.float32)
+                    blocks[k] = np.empty((total, rows.shape[1]), np.float32, order="F" if columns else "C")
             blocks[k][start : start + len(rows)] = rows
 
     # zlib and numpy release the GIL: the decoders run beside the cursor's BSON decoding
@@ -260,6 +263,8 @@ def read_vectors(collection, fields, *, standardize=False, progress=None):
         parts.append(block)
     if len(parts) == 1:
         vectors = parts[0]
+    elif columns:
+        vectors = np.concatenate([p.T for p in parts], axis=0).T if num else np.empty((0, 0), np.float32)
     else:
         vectors = np.concatenate(parts, axis=1) if num else np.empty((0, 0), np.float32)
     return VectorTable(ids, vectors, np.asarray(missing, dtype=object), fields)

@@ -71,7 +71,7 @@ def compute_zcore_scores(
         raise ValueError("The view is empty: select samples with embeddings before computing ZCore scores")
 
     standardized = len(fields) > 1 if standardize == "auto" else standardize
-    table = read_vectors(collection, fields, standardize=standardized, progress=report(0.0, 0.1))
+    table = read_vectors(collection, fields, standardize=standardized, columns=True, progress=report(0.0, 0.1))
     if len(table) < 3:
         raise ValueError(
             f"ZCore needs at least 3 samples with embeddings in '{', '.join(fields)}'; found {len(table)} "
@@ -87,6 +87,8 @@ def compute_zcore_scores(
         seconds=None,
         reliability=reliability,
         reliability_note=_reliability_note(reliability),
+        target_reliability=result.target_reliability,
+        time_budget=checked["time_budget"] if result.target_reliability is not None else None,
         n_samples_used=result.n_samples,
         iterations_per_sample=round(result.n_samples / len(table.ids), 2),
         stopped_by=result.stopped_by,

@@ -38,14 +38,16 @@ _CHUNKS_PER_CALL = 1024
 _MAX_GROUP = 1024
 
 DEFAULTS = dict(
-    n_samples=1_000_000,
+    n_samples="auto",
     sample_dim=2,
     redundancy_nn=1000,
     redundancy_exp=4,
     random_init=True,
-    target_reliability=0.9,
-    time_budget=None,
+    target_reliability=0.95,
+    time_budget=300.0,
 )
+#: the published number of iterations (Griffin et al.), selectable as ``n_samples``
+PAPER_N_SAMPLES = 1_000_000
 # Every keyword parameter of zcore_run with its default.
 _PARAMS = dict(DEFAULTS, seed=None, progress=None, device="auto", num_threads=None)
 #: below this split-half reliability a ranking is mostly noise, and runs say so
@@ -63,11 +65,28 @@ class ZCoreResult:
     seconds: float
     device: str
     stopped_by: str = "n_samples"
+    target_reliability: float | None = None
 
     @property
     def warning(self):
-        """One sentence when the ranking is unreliable, else None."""
-        return reliability_warning(self.reliability, self.n_samples, len(self.scores))
+        """One sentence when the ranking is unreliable or the run stopped short of its target, else None."""
+        return shortfall_warning(self.reliability, self.target_reliability, self.stopped_by) or reliability_warning(
+            self.reliability, self.n_samples, len(self.scores)
+        )
+
+
+def shortfall_warning(reliability, target, stopped_by):
+    """Says when an ``"auto"`` run stopped before reaching its target reliability."""
+    if target is None or stopped_by == "target_reliability" or reliability >= target:
+        return None
+    why = {"time_budget": "the time budget ran out", "max_samples": "the iteration cap was reached",
+           "max_passes": "the pass cap was reached", "max_pairs": "the pair-visit cap was reached"}
+    if math.isnan(reliability):
+        reached = "before the split-half reliability could be measured (the ranking may be mostly noise)"
+    else:
+        noise = " (the ranking is mostly noise)" if reliability < RELIABILITY_WARNING else ""
+        reached = f"at split-half reliability {reliability:.2f}{noise}, below the target {target:.2f}"
+    return f"Stopped short: {why.get(stopped_by, stopped_by)} {reached}; raise time_budget to get closer"
 
 
 def reliability_warning(reliability, n_samples, num):
@@ -110,10 +129,12 @@ def zcore_run(
 
     Args:
         embeddings: array-like of shape (N, D), N >= 3, finite values
-        n_samples: number of sampling iterations, or ``"auto"`` to sample
-            until the split-half reliability reaches ``target_reliability``
-            or ``time_budget`` seconds pass (whichever comes first); ``"expected"`` runs the converging engine
-            (:func:`.zcore_expected.zcore_expected_run`, ``sample_dim=2``, CPU)
+        n_samples: ``"auto"`` (default) to run until the split-half
+            reliability reaches ``target_reliability`` or ``time_budget``
+            seconds pass, whichever comes first: with ``sample_dim=2`` the
+            converging engine (:func:`.zcore_expected.zcore_expected_run`,
+            CPU), else sampling rounds of this engine; or a number of
+            sampling iterations (the paper: :data:`PAPER_N_SAMPLES`)
         sample_dim: dimensions drawn per iteration
         redundancy_nn: neighbours penalised per iteration (capped at N - 1)
         redundancy_exp: exponent of the inverse-distance penalty
@@ -124,17 +145,11 @@ def zcore_run(
             or a torch CUDA device such as ``"cuda"`` or ``"cuda:1"``
         num_threads: CPU threads (default: all cores)
         target_reliability: the reliability at which ``"auto"`` stops
-        time_budget: seconds after which ``"auto"`` stops
+        time_budget: seconds after which ``"auto"`` stops (None: no limit)
 
     Returns:
         a :class:`ZCoreResult`
     """
-    if isinstance(n_samples, str) and n_samples.strip().lower() == "expected":
-        return _expected_run(
-            embeddings, sample_dim=sample_dim, seed=seed, target_reliability=target_reliability,
-            time_budget=time_budget, redundancy_nn=redundancy_nn, redundancy_exp=redundancy_exp,
-            random_init=random_init, progress=progress, num_threads=num_threads,
-        )
     start = time.perf_counter()
     checked = check_params(
         n_samples=n_samples, sample_dim=sample_dim, redundancy_nn=redundancy_nn, redundancy_exp=redundancy_exp,
@@ -146,6 +161,12 @@ def zcore_run(
     progress, device, num_threads = checked["progress"], checked["device"], checked["num_threads"]
     target_reliability, time_budget = checked["target_reliability"], checked["time_budget"]
     auto = n_samples == "auto"
+    if auto and sample_dim == 2:
+        return _converging_run(
+            embeddings, seed=seed, target_reliability=target_reliability, time_budget=time_budget,
+            redundancy_nn=redundancy_nn, redundancy_exp=redundancy_exp, random_init=random_init,
+            progress=progress, num_threads=num_threads,
+        )
     # Samples are stored in a fixed shuffled order, so the first ones are a
     # random subset (the engine estimates neighbour radii from them).
     num_rows = len(embeddings) if hasattr(embeddings, "__len__") else 0
@@ -229,15 +250,14 @@ def zcore_run(
         seconds=time.perf_counter() - start,
         device=device,
         stopped_by=stopped_by,
+        target_reliability=target_reliability if auto else None,
     )
 
 
-def _expected_run(embeddings, *, sample_dim, **kwargs):
-    """``n_samples="expected"``: the converging engine, which supports ``sample_dim=2`` only."""
+def _converging_run(embeddings, **kwargs):
+    """``n_samples="auto"`` with ``sample_dim=2``: the converging engine (CPU)."""
     from .zcore_expected import zcore_expected_run
 
-    if params.integer("sample_dim", sample_dim, minimum=1) != 2:
-        raise ValueError(f"n_samples='expected' needs sample_dim=2, got {sample_dim!r}; use 'auto' for other values")
     return zcore_expected_run(embeddings, **kwargs)
 
 
@@ -335,19 +355,28 @@ def _as_columns(embeddings, order=None):
         raise ValueError("embeddings have no dimensions")
     if not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"embeddings must be numeric, got dtype {arr.dtype}")
+    step = max(1, (1 << 24) // max(num, 1))
+    if order is None and arr.dtype == np.float32 and arr.T.flags.c_contiguous:
+        # Already column-major float32: used as it is, checked column block by column block.
+        for d0 in range(0, dim, step):
+            _check_finite_columns(arr.T[d0 : d0 + step])
+        return arr.T
     # One D x N float32 copy; checked column by column so no N x D temporary.
     cols = np.empty((dim, num), dtype=np.float32)
-    step = max(1, (1 << 24) // max(num, 1))
     for d0 in range(0, dim, step):
         block = np.asarray(arr[:, d0 : d0 + step], dtype=np.float32).T
-        if not np.isfinite(block).all():
-            bad = np.where(~np.isfinite(block).all(axis=0))[0][:5]
-            raise ValueError(
-                f"embeddings contain NaN or inf (rows {bad.tolist()} ...); "
-                "recompute or drop those embeddings"
-            )
+        _check_finite_columns(block)
         cols[d0 : d0 + step] = block if order is None else block[:, order]
     return cols
+
+
+def _check_finite_columns(block):
+    """Refuses a (d, N) block of columns holding NaN or inf, naming the first rows."""
+    if not np.isfinite(block).all():
+        bad = np.where(~np.isfinite(block).all(axis=0))[0][:5]
+        raise ValueError(
+            f"embeddings contain NaN or inf (rows {bad.tolist()} ...); recompute or drop those embeddings"
+        )
 
 
 def _column_stats(cols):

@@ -48,6 +48,8 @@ from .zcore_expected_cpu import run_pairs
 NEIGHBOURS_USED = 16
 #: lattice points per sample over one pass of all pairs (both lattices together)
 POINTS_PER_SAMPLE = 2000
+#: most passes over all pairs a run makes (data whose reliability cannot grow stops here)
+MAX_PASSES = 32
 # Pairs in the first round, before the reliability can say how many are needed.
 _FIRST_ROUND = 64
 # Pairs a thread runs between checks for cancellation.
@@ -87,7 +89,9 @@ def zcore_expected_run(
     Returns:
         a :class:`~.zcore.ZCoreResult` whose ``n_samples`` is the number of
         lattice points (the draws it stands for) and ``stopped_by`` one of
-        ``"target_reliability"``, ``"time_budget"`` or ``"max_pairs"``
+        ``"target_reliability"``, ``"time_budget"``, ``"max_pairs"`` or
+        ``"max_passes"`` (:data:`MAX_PASSES`, or a complete pass whose
+        reliability cannot be measured, e.g. constant scores)
     """
     start = time.perf_counter()
     seed = params.seed(seed)
@@ -116,9 +120,9 @@ def zcore_expected_run(
         shown[0] = max(shown[0], min(1.0, visited / planned, spent / time_budget if time_budget else 1.0))
         progress(shown[0])
 
+    deadline = None if time_budget is None else start + time_budget
     while True:
-        engine(visits, goal, acc, report)
-        visits = goal
+        visits = engine(visits, goal, acc, report, deadline)
         reliability = _reliability(acc, min(1.0, visits / total))
         spent = time.perf_counter() - start
         if reliability >= target_reliability:
@@ -129,6 +133,9 @@ def zcore_expected_run(
             break
         if max_pairs is not None and visits >= max_pairs:
             stopped_by = "max_pairs"
+            break
+        if visits >= MAX_PASSES * total or (visits >= total and not np.isfinite(reliability)):
+            stopped_by = "max_passes"
             break
         goal = _next_goal(visits, total, reliability, target_reliability)
         if visits >= total and time_budget is not None:
@@ -156,6 +163,7 @@ def zcore_expected_run(
         seconds=time.perf_counter() - start,
         device="cpu",
         stopped_by=stopped_by,
+        target_reliability=target_reliability,
     )
 
 
@@ -226,8 +234,13 @@ class _Engine:
         order = rng.permutation(len(self.pairs))
         return self.pairs[order], rng.random((len(order), 2, 2))
 
-    def __call__(self, first, last, acc, report):
-        """Adds pair visits first..last-1 (counted over passes) to ``acc``; calls ``report(visits)``."""
+    def __call__(self, first, last, acc, report, deadline=None):
+        """Adds pair visits first..last-1 (counted over passes) to ``acc``; calls ``report(visits)``.
+
+        Past ``deadline`` (a ``time.perf_counter()`` value) no new batch starts;
+        returns the end of the visits done (always a prefix, as batches are
+        taken in order).
+        """
         total = len(self.pairs)
         jobs = []
         visit = first
@@ -241,6 +254,7 @@ class _Engine:
         stop = threading.Event()
         done = np.zeros(1, dtype=np.int64)
         jobs_iter = iter(jobs)
+        taken = [first]
 
         def work():
             local = np.zeros_like(acc)
@@ -249,6 +263,7 @@ class _Engine:
                 with lock:
                     job = next(jobs_iter, None)
                     if job is not None:
+                        taken[0] = job[1]
                         index = job[0] // total
                         if index not in passes:
                             passes[index] = self._pass(index)
@@ -273,10 +288,13 @@ class _Engine:
                 while pending:
                     pending = wait(pending, timeout=0.25)[1]
                     report(first + int(done[0]))
+                    if deadline is not None and time.perf_counter() > deadline and taken[0] > first:
+                        stop.set()
             finally:
                 stop.set()
             for future in futures:
                 acc += future.result()
+        return taken[0]
 
 
 def _cells(cols):

@@ -4,6 +4,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .. import bridge
+from ..core.zcore import PAPER_N_SAMPLES
 from .common import as_list, blocked, choice, defaults_of, invalid, output_field_input, work
 from .progress import call, long_running_config, run, summary_view
 
@@ -14,9 +15,11 @@ ROWS = (
     ("skipped", "Skipped (no embedding)"),
     ("seconds", "Seconds"),
     ("reliability", "Split-half reliability"),
+    ("target_reliability", "Target reliability"),
+    ("time_budget", "Time budget (seconds)"),
     ("reliability_note", "What the reliability means"),
-    ("n_samples_used", "Iterations"),
-    ("iterations_per_sample", "Iterations per sample"),
+    ("n_samples_used", "Draws (iterations, or lattice points of the converging engine)"),
+    ("iterations_per_sample", "Draws per sample"),
     ("stopped_by", "Stopped by"),
     ("seed", "Seed"),
     ("score_field", "Score field"),
@@ -70,18 +73,10 @@ class ComputeZCoreScores(foo.Operator):
             invalid(prop, f"embeddings_field: {unknown} are not vector fields of this view")
         output_field_input(inputs, ctx, view, bridge.ZCORE, DEFAULTS["score_field"])
         inputs.bool("overwrite", default=DEFAULTS["overwrite"], label="Overwrite a field this plugin did not write")
+        run_length_inputs(inputs, ctx.params)
         inputs.int("seed", label="Seed", description="Same seed, same scores (empty = random)")
         inputs.bool("advanced", default=False, label="Advanced parameters", view=types.SwitchView())
         if ctx.params.get("advanced", False):
-            inputs.str(
-                "n_samples",
-                default=str(DEFAULTS["n_samples"]),
-                label="Sampling iterations",
-                description="An integer (the paper: 1000000), or 'auto' to sample until the target reliability "
-                "or the time budget",
-            )
-            inputs.float("target_reliability", default=DEFAULTS["target_reliability"], label="Target reliability ('auto')")
-            inputs.float("time_budget", label="Time budget in seconds ('auto')")
             inputs.int("sample_dim", default=DEFAULTS["sample_dim"], label="Dimensions per iteration")
             inputs.int("redundancy_nn", default=DEFAULTS["redundancy_nn"], label="Redundancy neighbours")
             inputs.float("redundancy_exp", default=DEFAULTS["redundancy_exp"], label="Redundancy exponent")
@@ -103,3 +98,34 @@ class ComputeZCoreScores(foo.Operator):
 
     def resolve_output(self, ctx):
         return summary_view("ZCore scores written", ROWS, {k: 1 for k, _ in ROWS})
+
+
+def run_length_inputs(inputs, params):
+    """How long the run goes: until reliable within a time budget (default), or the paper's fixed iterations."""
+    inputs.str(
+        "n_samples",
+        default=str(DEFAULTS["n_samples"]),
+        label="Run length",
+        description="'auto': until the target reliability or the time budget, whichever comes first (with 2 "
+        f"dimensions per iteration, the converging engine); {PAPER_N_SAMPLES}: the paper's setting, a fixed "
+        "number of sampling iterations (noisy beyond ~10,000 samples); or another number of iterations",
+        view=types.AutocompleteView(choices=[
+            types.Choice("auto", label="auto: until reliable (recommended)"),
+            types.Choice(str(PAPER_N_SAMPLES), label=f"{PAPER_N_SAMPLES}: the paper's setting"),
+        ]),
+    )
+    if str(params.get("n_samples") or DEFAULTS["n_samples"]).strip().lower() != "auto":
+        return
+    inputs.float(
+        "time_budget",
+        default=DEFAULTS["time_budget"],
+        label="Time budget (seconds)",
+        description="The run stops here if it has not reached the target reliability, and says so",
+    )
+    inputs.float(
+        "target_reliability",
+        default=DEFAULTS["target_reliability"],
+        label="Target reliability",
+        description="Split-half reliability at which the run stops (1 = the ranking would not change with a "
+        "longer run)",
+    )

@@ -177,6 +177,12 @@ def test_zcore_from_its_form_shows_progress_then_the_summary_and_the_new_field(f
         assert ui.execute_button(dialog).inner_text().strip() == "Schedule"  # orchestrator set up: the default
         chosen = dialog.locator(".MuiChip-label").all_inner_texts()
         assert chosen == ["pca_embeddings"], chosen
+        # the default run goes until reliable, within a time budget the form shows and lets you change
+        assert ui.field(dialog, "Run length").input_value() == "auto"
+        budget = ui.field(dialog, "Time budget (seconds)")
+        assert float(budget.input_value()) == 300
+        assert float(ui.field(dialog, "Target reliability").input_value()) == 0.95
+        budget.fill("120")
         ui.field(dialog, "Seed").fill("0")
         ui.settle()
         ui.submit(dialog, "Execute")
@@ -187,7 +193,12 @@ def test_zcore_from_its_form_shows_progress_then_the_summary_and_the_new_field(f
         assert any(re.fullmatch(r"ZCore: [1-9]\d?%", s) for s in seen), seen  # a percentage between 0 and 100
         assert re.search(r"Samples scored:\s*300", text), text
         assert re.search(r"Skipped \(no embedding\):\s*0", text), text
-        assert re.search(r"Split-half reliability:\s*0\.\d+", text), text
+        reached = float(re.search(r"Split-half reliability:\s*(0\.\d+)", text).group(1))
+        print("reliability reached:", reached)
+        assert reached >= 0.95, text
+        assert re.search(r"Target reliability:\s*0\.95", text), text
+        assert re.search(r"Time budget \(seconds\):\s*120", text), text
+        assert re.search(r"Stopped by:\s*target_reliability", text), text
         assert "the rank correlation of two independent halves" in text
         assert "No value provided" not in text and "Traceback" not in text
         ui.shot("05-operator-result.png", dialog)
@@ -205,7 +216,7 @@ def test_zcore_from_its_form_shows_progress_then_the_summary_and_the_new_field(f
     import fiftyone.operators as foo
 
     again = make_digits()
-    foo.get_operator(f"{PLUGIN_NAME}/compute_zcore_scores")(again, "pca_embeddings", seed=0)
+    foo.get_operator(f"{PLUGIN_NAME}/compute_zcore_scores")(again, "pca_embeddings", seed=0, time_budget=120)
     np.testing.assert_allclose(np.array(again.values("zcore_score"), dtype=float), scores, rtol=1e-6)
 
 
@@ -230,8 +241,7 @@ def test_a_bad_value_found_during_a_run_is_one_plain_sentence_and_nothing_is_wri
     try:
         ui.open_dataset(dataset)
         dialog = ui.open_operator("Compute ZCore scores", "zcore")
-        dialog.get_by_text("Advanced parameters", exact=True).click(timeout=ui.clock.ms(10))
-        ui.field(dialog, "Sampling iterations").fill("many", timeout=ui.clock.ms(30))
+        ui.field(dialog, "Run length").fill("many", timeout=ui.clock.ms(30))
         ui.settle()
         ui.submit(dialog, "Execute")
         _, text = ui.watch_progress(dialog, r"ZCore: \w+", r"did not run")

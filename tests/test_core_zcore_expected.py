@@ -8,6 +8,7 @@ from scipy.stats import spearmanr
 
 from bench.zcore_reliability import embeddings
 from coreset_curation.core import zcore
+from coreset_curation.core import zcore_expected
 from coreset_curation.core.zcore_expected import zcore_expected_run
 
 
@@ -59,18 +60,30 @@ def test_a_duplicate_pair_both_lose_coverage():
     assert doubled[-1] < alone[0] - 0.05
 
 
-def test_zcore_run_selects_it_with_n_samples_expected():
+def test_zcore_run_defaults_to_it_and_keeps_the_sampling_engine_elsewhere():
     x = embeddings(300, dim=6)
-    via_run = zcore.zcore_run(x, n_samples="expected", seed=7)
+    via_run = zcore.zcore_run(x, seed=7)
     np.testing.assert_array_equal(via_run.scores, zcore_expected_run(x, seed=7).scores)
-    with pytest.raises(ValueError, match="sample_dim"):
-        zcore.zcore_run(x, n_samples="expected", sample_dim=3)
+    assert via_run.n_samples != zcore.PAPER_N_SAMPLES
+    # Other sample_dim values, and a number of iterations, run the published sampling process.
+    three = zcore.zcore_run(x, sample_dim=3, target_reliability=0.6, seed=7)
+    assert three.stopped_by == "target_reliability" and three.n_samples % 300 == 0
+    paper = zcore.zcore_run(x, n_samples=zcore.PAPER_N_SAMPLES, seed=7)
+    assert paper.n_samples == 1_000_000 and paper.stopped_by == "n_samples" and paper.target_reliability is None
 
 
 def test_time_budget_stops_a_run_short_and_says_so():
     result = zcore_expected_run(embeddings(20_000, dim=64), seed=1, target_reliability=0.999, time_budget=1.0)
     assert result.stopped_by == "time_budget"
-    assert result.reliability < 0.999
+    assert not result.reliability >= 0.999  # NaN when too few pairs were visited to measure it
+    assert result.warning.startswith("Stopped short: the time budget ran out") and "time_budget" in result.warning
+
+
+def test_a_run_without_a_time_budget_still_ends_after_max_passes(monkeypatch):
+    monkeypatch.setattr(zcore_expected, "MAX_PASSES", 2)
+    result = zcore_expected_run(embeddings(300, dim=6), seed=0, target_reliability=0.999999, time_budget=None)
+    assert result.stopped_by == "max_passes" and result.n_samples > 0
+    assert result.warning.startswith("Stopped short: the pass cap was reached")
 
 
 @pytest.mark.parametrize(
