@@ -38,13 +38,17 @@ def compute_zcore_scores(
     time_budget=core_zcore.DEFAULTS["time_budget"],
     device="auto",
     num_threads=None,
+    backend=core_zcore.DEFAULTS["backend"],
+    ray_address=None,
     progress=None,
 ):
     """Scores the samples of a collection with ZCore and writes ``score_field``.
 
     ``embeddings_field`` is a vector field or a list of them (concatenated in
     order; with ``standardize="auto"`` each is centred and scaled by one
-    scalar when there are several). The run is recorded under ``run_key``
+    scalar when there are several). ``backend="ray"`` runs the converging
+    engine's pair visits on a Ray cluster (``ray_address``, else
+    ``RAY_ADDRESS``, else a local Ray). The run is recorded under ``run_key``
     (default: the score field's name). Nothing is written until every score
     is computed; the field then holds this run's scores only (samples of the
     dataset outside the collection get None).
@@ -64,7 +68,7 @@ def compute_zcore_scores(
     checked = core_zcore.check_params(
         n_samples=n_samples, sample_dim=sample_dim, redundancy_nn=redundancy_nn, redundancy_exp=redundancy_exp,
         random_init=random_init, seed=seed, progress=progress, device=device, num_threads=num_threads,
-        target_reliability=target_reliability, time_budget=time_budget,
+        target_reliability=target_reliability, time_budget=time_budget, backend=backend, ray_address=ray_address,
     )
     report = phases(checked.pop("progress"))
     if collection.count() == 0:

@@ -161,6 +161,13 @@ def choice(name, value, choices):
     raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
+def text(name, value):
+    """A non-empty string (surrounding spaces removed)."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+
+
 def optional(check, name, value, **kwargs):
     """``check(name, value)`` unless value is None or an empty string."""
     if value is None or (isinstance(value, str) and not value.strip()):

@@ -30,6 +30,7 @@ from scipy.stats import spearmanr
 from . import KERNEL_CACHE, params
 from .zcore_cpu import SCALE as _SCALE
 from .zcore_cpu import run_iterations as _run_iterations
+from .zcore_ray import BACKENDS, check_backend
 
 _MAX_CHUNK = 1024
 # Chunks per engine call: about 10^6 iterations, whose draws take about 50 MB.
@@ -42,6 +43,7 @@ DEFAULTS = dict(
     sample_dim=2,
     redundancy_nn=1000,
     redundancy_exp=4,
+    backend=BACKENDS[0],
     random_init=True,
     target_reliability=0.95,
     time_budget=300.0,
@@ -49,7 +51,7 @@ DEFAULTS = dict(
 #: the published number of iterations (Griffin et al.), selectable as ``n_samples``
 PAPER_N_SAMPLES = 1_000_000
 # Every keyword parameter of zcore_run with its default.
-_PARAMS = dict(DEFAULTS, seed=None, progress=None, device="auto", num_threads=None)
+_PARAMS = dict(DEFAULTS, seed=None, progress=None, device="auto", num_threads=None, ray_address=None)
 #: below this split-half reliability a ranking is mostly noise, and runs say so
 RELIABILITY_WARNING = 0.5
 
@@ -124,6 +126,8 @@ def zcore_run(
     num_threads=None,
     target_reliability=DEFAULTS["target_reliability"],
     time_budget=DEFAULTS["time_budget"],
+    backend=DEFAULTS["backend"],
+    ray_address=None,
 ):
     """Scores every row of ``embeddings`` for coverage minus redundancy.
 
@@ -146,6 +150,8 @@ def zcore_run(
         num_threads: CPU threads (default: all cores)
         target_reliability: the reliability at which ``"auto"`` stops
         time_budget: seconds after which ``"auto"`` stops (None: no limit)
+        backend: where the converging engine runs: ``"local"`` or ``"ray"``
+            (:mod:`.zcore_ray`; ``ray_address`` or ``RAY_ADDRESS`` names the cluster)
 
     Returns:
         a :class:`ZCoreResult`
@@ -154,8 +160,13 @@ def zcore_run(
     checked = check_params(
         n_samples=n_samples, sample_dim=sample_dim, redundancy_nn=redundancy_nn, redundancy_exp=redundancy_exp,
         random_init=random_init, seed=seed, progress=progress, device=device, num_threads=num_threads,
-        target_reliability=target_reliability, time_budget=time_budget,
+        target_reliability=target_reliability, time_budget=time_budget, backend=backend, ray_address=ray_address,
     )
+    if checked["backend"] != BACKENDS[0] and not (checked["n_samples"] == "auto" and checked["sample_dim"] == 2):
+        raise ValueError(
+            f"backend={checked['backend']!r} runs the converging engine only: use n_samples='auto' with "
+            "sample_dim=2, or backend='local'"
+        )
     n_samples, sample_dim, redundancy_nn = checked["n_samples"], checked["sample_dim"], checked["redundancy_nn"]
     redundancy_exp, random_init, seed = checked["redundancy_exp"], checked["random_init"], checked["seed"]
     progress, device, num_threads = checked["progress"], checked["device"], checked["num_threads"]
@@ -165,7 +176,8 @@ def zcore_run(
         return _converging_run(
             embeddings, seed=seed, target_reliability=target_reliability, time_budget=time_budget,
             redundancy_nn=redundancy_nn, redundancy_exp=redundancy_exp, random_init=random_init,
-            progress=progress, num_threads=num_threads,
+            progress=progress, num_threads=num_threads, backend=checked["backend"],
+            ray_address=checked["ray_address"],
         )
     # Samples are stored in a fixed shuffled order, so the first ones are a
     # random subset (the engine estimates neighbour radii from them).
@@ -255,7 +267,7 @@ def zcore_run(
 
 
 def _converging_run(embeddings, **kwargs):
-    """``n_samples="auto"`` with ``sample_dim=2``: the converging engine (CPU)."""
+    """``n_samples="auto"`` with ``sample_dim=2``: the converging engine (CPU threads or Ray)."""
     from .zcore_expected import zcore_expected_run
 
     return zcore_expected_run(embeddings, **kwargs)
@@ -272,7 +284,8 @@ def check_params(**given):
         raise ValueError(f"unknown ZCore parameter(s) {unknown}; the parameters are {sorted(_PARAMS)}")
     p = {**_PARAMS, **given}
     n_samples = p["n_samples"]
-    auto = isinstance(n_samples, str) and n_samples.strip().lower() == "auto"
+    mode = n_samples.strip().lower() if isinstance(n_samples, str) else None
+    auto = mode == "auto"
     if not auto:
         try:
             n_samples = params.integer("n_samples", n_samples, minimum=1, maximum=params.MAX_N_SAMPLES)
@@ -280,6 +293,7 @@ def check_params(**given):
             raise ValueError(
                 f"n_samples must be an integer in [1, {params.MAX_N_SAMPLES:.0e}] or 'auto', got {n_samples!r}"
             ) from None
+    backend, ray_address = check_backend(p["backend"], p["ray_address"])
     return dict(
         n_samples="auto" if auto else n_samples,
         sample_dim=params.integer("sample_dim", p["sample_dim"], minimum=1),
@@ -295,6 +309,8 @@ def check_params(**given):
             "target_reliability", p["target_reliability"], above=0.0, below=1.0
         ),
         time_budget=params.optional(params.number, "time_budget", p["time_budget"], above=0.0),
+        backend=backend,
+        ray_address=ray_address,
     )
 
 

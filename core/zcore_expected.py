@@ -43,6 +43,7 @@ import numpy as np
 from . import params
 from .zcore import DEFAULTS, ZCoreResult, _as_columns, _column_stats, min_max_normalize, split_half_reliability
 from .zcore_expected_cpu import run_pairs
+from .zcore_ray import BACKENDS, check_backend
 
 #: neighbours whose weights are computed; the rest of the normalisation is estimated
 NEIGHBOURS_USED = 16
@@ -70,6 +71,8 @@ def zcore_expected_run(
     progress=None,
     num_threads=None,
     max_pairs=None,
+    backend=DEFAULTS["backend"],
+    ray_address=None,
 ):
     """Scores every row of ``embeddings`` by ZCore's expected score (``sample_dim=2``).
 
@@ -85,6 +88,10 @@ def zcore_expected_run(
             [0, 1]; an exception it raises cancels the run
         num_threads: CPU threads (default: all cores)
         max_pairs: stop after this many pair visits (default: no limit)
+        backend: ``"local"`` (CPU threads) or ``"ray"`` (tasks on a Ray
+            cluster, :mod:`.zcore_ray`: the same scores for the same seed)
+        ray_address: the Ray cluster (default: a Ray already initialised in
+            this process, else ``RAY_ADDRESS``, else a new local Ray)
 
     Returns:
         a :class:`~.zcore.ZCoreResult` whose ``n_samples`` is the number of
@@ -103,8 +110,10 @@ def zcore_expected_run(
     progress = params.callback("progress", progress)
     num_threads = params.optional(params.integer, "num_threads", num_threads, minimum=1)
     max_pairs = params.optional(params.integer, "max_pairs", max_pairs, minimum=2)
+    backend, ray_address = check_backend(backend, ray_address)
 
-    engine = _Engine(embeddings, redundancy_nn, redundancy_exp, seed, num_threads)
+    engine = _Engine(embeddings, redundancy_nn, redundancy_exp, seed)
+    run_visits = _executor(backend, engine, num_threads, ray_address)
     total = len(engine.pairs)
     acc = np.zeros((4, engine.num), dtype=np.int64)
     visits = 0
@@ -122,7 +131,7 @@ def zcore_expected_run(
 
     deadline = None if time_budget is None else start + time_budget
     while True:
-        visits = engine(visits, goal, acc, report, deadline)
+        visits = run_visits(visits, goal, acc, report, deadline)
         reliability = _reliability(acc, min(1.0, visits / total))
         spent = time.perf_counter() - start
         if reliability >= target_reliability:
@@ -161,7 +170,7 @@ def zcore_expected_run(
         reliability=float(reliability),
         seed=seed,
         seconds=time.perf_counter() - start,
-        device="cpu",
+        device="cpu" if backend == BACKENDS[0] else backend,
         stopped_by=stopped_by,
         target_reliability=target_reliability,
     )
@@ -207,26 +216,28 @@ def tail_weight(used, total, exp):
 
 
 class _Engine:
-    """The columns, their grid cells and the pair order; runs pair visits on CPU threads."""
+    """The columns, their grid cells and the pair order of a run."""
 
-    def __init__(self, embeddings, redundancy_nn, redundancy_exp, seed, num_threads):
-        self.cols = _as_columns(embeddings)
-        dim, num = self.cols.shape
+    def __init__(self, embeddings, redundancy_nn, redundancy_exp, seed):
+        cols = _as_columns(embeddings)
+        dim, num = cols.shape
         if dim < 2:
             raise ValueError(f"the expected-score engine needs at least 2 dimensions, got {dim}; use zcore_run")
         self.num = num
-        self.lo, self.med, self.hi = _column_stats(self.cols)
-        self.edges, self.bins = _cells(self.cols)
-        self.used = min(NEIGHBOURS_USED, num - 1)
-        self.tail = tail_weight(self.used, min(redundancy_nn, num - 1), redundancy_exp)
-        self.exp = float(redundancy_exp)
+        lo, med, hi = _column_stats(cols)
+        edges, bins = _cells(cols)
+        #: per-column data of the kernel, each with one row per dimension
+        self.columns = (cols, bins, edges, lo, med, hi)
+        used = min(NEIGHBOURS_USED, num - 1)
+        tail = tail_weight(used, min(redundancy_nn, num - 1), redundancy_exp)
         a, b = np.triu_indices(dim, k=1)
         self.pairs = np.stack([a, b], axis=1)
         # Both lattices together hold about POINTS_PER_SAMPLE * N points per pass.
-        self.grid = max(4, math.ceil(math.sqrt(POINTS_PER_SAMPLE * num / len(self.pairs) / 2)))
-        self.points_per_visit = 2 * self.grid**2
+        grid = max(4, math.ceil(math.sqrt(POINTS_PER_SAMPLE * num / len(self.pairs) / 2)))
+        self.points_per_visit = 2 * grid**2
+        #: the kernel's scalar settings
+        self.settings = (grid, used, tail, float(redundancy_exp))
         self.seed = seed
-        self.threads = max(1, int(num_threads or os.cpu_count() or 1))
 
     def _pass(self, index):
         """Pass ``index``: the pair order and each visit's lattice shifts."""
@@ -234,26 +245,57 @@ class _Engine:
         order = rng.permutation(len(self.pairs))
         return self.pairs[order], rng.random((len(order), 2, 2))
 
-    def __call__(self, first, last, acc, report, deadline=None):
-        """Adds pair visits first..last-1 (counted over passes) to ``acc``; calls ``report(visits)``.
+    def visits(self, first, last):
+        """Pair visits first..last-1 (counted over passes): their pairs, parities (0/1 half) and lattice shifts."""
+        total = len(self.pairs)
+        parts = []
+        for index in range(first // total, (last - 1) // total + 1):
+            order, shifts = self._pass(index)
+            lo_, hi_ = max(first - index * total, 0), min(last - index * total, total)
+            parts.append((order[lo_:hi_], shifts[lo_:hi_]))
+        pairs = np.concatenate([p for p, _ in parts])
+        shifts = np.concatenate([s for _, s in parts])
+        return pairs, (np.arange(first, last) % 2).astype(np.int64), shifts
 
-        Past ``deadline`` (a ``time.perf_counter()`` value) no new batch starts;
-        returns the end of the visits done (always a prefix, as batches are
+
+def add_visits(columns, settings, pairs, parity, shifts, acc, done=None):
+    """Adds the contributions of pair visits to the (4, N) int64 sums ``acc``.
+
+    ``columns`` and ``settings`` are an engine's (or the columns that
+    ``pairs`` index); ``done`` counts finished visits.
+    """
+    done = np.zeros(1, dtype=np.int64) if done is None else done
+    run_pairs(*columns, pairs, parity, shifts, *settings, acc, done)
+
+
+def _executor(backend, engine, num_threads, ray_address):
+    """``run_visits(first, last, acc, report)`` of a backend."""
+    if backend == "ray":
+        from .zcore_ray import RayVisits
+
+        return RayVisits(engine, ray_address)
+    return _Threads(engine, num_threads)
+
+
+class _Threads:
+    """Runs an engine's pair visits on CPU threads, in batches between checks for cancellation."""
+
+    def __init__(self, engine, num_threads):
+        self.engine = engine
+        self.threads = max(1, int(num_threads or os.cpu_count() or 1))
+
+    def __call__(self, first, last, acc, report, deadline=None):
+        """Adds pair visits first..last-1 to ``acc``; calls ``report(visits)`` while they run.
+
+        Past ``deadline`` (a ``time.perf_counter()`` value) no new batch
+        starts; returns the end of the visits done (a prefix: batches are
         taken in order).
         """
-        total = len(self.pairs)
-        jobs = []
-        visit = first
-        while visit < last:
-            # Batches do not cross the end of a pass.
-            end = min(last, visit + _BATCH, (visit // total + 1) * total)
-            jobs.append((visit, end))
-            visit = end
-        passes = {}
+        pairs, parity, shifts = self.engine.visits(first, last)
+        jobs = iter(range(0, last - first, _BATCH))
         lock = threading.Lock()
         stop = threading.Event()
         done = np.zeros(1, dtype=np.int64)
-        jobs_iter = iter(jobs)
         taken = [first]
 
         def work():
@@ -261,26 +303,19 @@ class _Engine:
             counter = np.zeros(1, dtype=np.int64)
             while not stop.is_set():
                 with lock:
-                    job = next(jobs_iter, None)
-                    if job is not None:
-                        taken[0] = job[1]
-                        index = job[0] // total
-                        if index not in passes:
-                            passes[index] = self._pass(index)
-                        order, shifts = passes[index]
-                if job is None:
+                    lo_ = next(jobs, None)
+                    if lo_ is not None:
+                        taken[0] = first + min(lo_ + _BATCH, last - first)
+                if lo_ is None:
                     break
-                lo_, hi_ = job[0] - index * total, job[1] - index * total
-                parity = (np.arange(job[0], job[1]) % 2).astype(np.int64)
-                run_pairs(
-                    self.cols, self.bins, self.edges, self.lo, self.med, self.hi, order[lo_:hi_], parity,
-                    shifts[lo_:hi_], self.grid, self.used, self.tail, self.exp, local, counter,
-                )
+                hi_ = lo_ + _BATCH
+                add_visits(self.engine.columns, self.engine.settings, pairs[lo_:hi_], parity[lo_:hi_],
+                           shifts[lo_:hi_], local, counter)
                 with lock:
-                    done[0] += hi_ - lo_
+                    done[0] += len(pairs[lo_:hi_])
             return local
 
-        threads = min(self.threads, len(jobs))
+        threads = min(self.threads, math.ceil((last - first) / _BATCH))
         with ThreadPoolExecutor(threads) as pool:
             futures = [pool.submit(work) for _ in range(threads)]
             try:

@@ -5,6 +5,7 @@ import fiftyone.operators.types as types
 
 from .. import bridge
 from ..core.zcore import PAPER_N_SAMPLES
+from ..core.zcore_ray import BACKENDS
 from .common import as_list, blocked, choice, defaults_of, invalid, output_field_input, work
 from .progress import call, long_running_config, run, summary_view
 
@@ -86,6 +87,13 @@ class ComputeZCoreScores(foo.Operator):
                 label="Standardize each field", description="'auto': only when several fields are given",
             )
             choice(inputs, "device", ["auto", "cpu", "cuda"], default=DEFAULTS["device"], label="Device")
+            choice(
+                inputs, "backend", list(BACKENDS), default=DEFAULTS["backend"], label="Backend",
+                description="'ray': the converging engine's pair visits as tasks on a Ray cluster "
+                "(pip install -r requirements-ray.txt)",
+            )
+            if ctx.params.get("backend") == "ray":
+                inputs.str("ray_address", label="Ray address", description="Empty: RAY_ADDRESS, else a local Ray")
         return types.Property(inputs, view=types.View(label="Compute ZCore scores"))
 
     def execute(self, ctx):

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
+# No wheel cache: CI disks can be small, and the venv alone is several GB (torch).
+export PIP_NO_CACHE_DIR=1
 "$PYTHON" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # Loose ranges for users; constraints-ci.txt pins what this machine can install.
