@@ -16,6 +16,11 @@ def panel_module(bridge):
 
 
 @pytest.fixture(scope="module")
+def orders_module(panel_module):
+    return importlib.import_module(panel_module.__name__.rsplit(".", 1)[0] + ".orders")
+
+
+@pytest.fixture(scope="module")
 def ops(fo):
     import fiftyone.operators as foo
 
@@ -112,21 +117,41 @@ def test_every_class_gets_a_bar_even_with_non_numeric_names(panel_module, make_d
     assert classes["layout"]["xaxis"]["type"] == "category"
 
 
-def test_show_kept_uses_a_small_match_and_does_not_rebase_the_panel(fo, panel_module, make_dataset):
+def _set_view(driver):
+    return [r for r in driver.executor._requests if r.operator_uri == "set_view"][0].params["view"]
+
+
+def test_show_kept_uses_a_small_match_and_does_not_rebase_the_panel(fo, panel_module, bridge, make_dataset):
     dataset = _scored_dataset(make_dataset, 20)
+    bridge.compute_coreset_order(dataset, "score", selection="top")  # a stored order: shown by a match on it
     driver = _open(panel_module, dataset.view(), selection="top", prune_rate=70)
     driver.event("on_show_kept")
-    request = [r for r in driver.executor._requests if r.operator_uri == "set_view"][0]
-    stages = str(request.params["view"])
+    stages = str(_set_view(driver))
     assert "Match" in stages and "Select" not in stages and len(stages) < 2000
-    shown = fo.DatasetView._build(dataset, request.params["view"])
+    shown = fo.DatasetView._build(dataset, _set_view(driver))
     assert len(shown) == 6
     driver.view = shown  # the App now shows the kept samples and echoes the view change
     driver.event("on_change_view")
     assert "Kept 6" in _summary(driver) and "of 20 scored" in _summary(driver)
     driver.event("on_show_pruned")
-    request = [r for r in driver.executor._requests if r.operator_uri == "set_view"][0]
-    assert len(fo.DatasetView._build(dataset, request.params["view"])) == 14
+    assert len(fo.DatasetView._build(dataset, _set_view(driver))) == 14
+
+
+def test_show_kept_of_an_order_in_memory_selects_the_smaller_side_and_follows_the_slider(fo, panel_module,
+                                                                                         make_dataset):
+    dataset = _scored_dataset(make_dataset, 20)
+    driver = _open(panel_module, dataset.view(), selection="top", prune_rate=70)
+    driver.event("on_show_kept")
+    stages = str(_set_view(driver))
+    assert "Select" in stages and stages.count("'6b") + stages.count("', '") <= 12  # 6 ids, not 20
+    shown = fo.DatasetView._build(dataset, _set_view(driver))
+    assert len(shown) == 6 and set(shown.values("id")) == set(dataset.sort_by("score", reverse=True).limit(6)
+                                                               .values("id"))
+    driver.view = shown
+    driver.event("on_change_setting", path="prune_rate", value=40)  # the grid follows the rate
+    assert len(fo.DatasetView._build(dataset, _set_view(driver))) == 12
+    assert "Kept 12" in _summary(driver) and "of 20 scored" in _summary(driver)
+    assert not [f for f in dataset.get_field_schema() if f.endswith("_rank")]
 
 
 def test_a_view_change_by_the_user_rebases_and_says_so(panel_module, make_dataset):
@@ -224,8 +249,9 @@ def test_missing_scores_are_ignored_and_counted(panel_module, make_dataset):
     assert "Kept 4" in _summary(driver) and "2 without a score" in _summary(driver)
 
 
-def test_a_large_collection_without_an_order_offers_to_compute_it(panel_module, bridge, make_dataset, monkeypatch):
-    monkeypatch.setattr(panel_module, "AUTO_ORDER_LIMIT", 10)
+def test_a_large_collection_without_an_order_offers_to_compute_it(panel_module, orders_module, bridge, make_dataset,
+                                                                  monkeypatch):
+    monkeypatch.setattr(orders_module, "AUTO_ORDER_LIMIT", 10)
     dataset = _scored_dataset(make_dataset, 40)
     driver = _open(panel_module, dataset.view(), selection="top")
     button = driver.component("compute_order")
@@ -275,5 +301,8 @@ def test_after_a_save_and_re_scoring_the_panel_orders_into_a_new_field(panel_mod
     driver.event("on_refresh")
     assert driver.component("error") is None, driver.component("error")
     assert "Kept 30" in _summary(driver)
+    assert not dataset.has_field("zcore_score_prototype_rank_2")  # browsing the new order writes nothing
+    driver.event("on_change_setting", path="view_name", value="second")
+    driver.event("on_save")
     assert dataset.has_field("zcore_score_prototype_rank_2")  # the frozen field is kept as it was
     assert set(dataset.load_saved_view("frozen-one").values("id")) == frozen
