@@ -41,7 +41,8 @@ from .mimic import DEFAULT_SCORE_FIELD as DEFAULT_MIMIC_FIELD
 from .mimic import REFERENCES as MIMIC_REFERENCES
 from .mimic import compute_mimic_scores
 from .reads import read_columns, read_vectors
-from .runs import EMBEDDINGS, MIMIC, ORDER, PLUGIN, TAG, VIEW, ZCORE, check_output_field
+from .runs import (EMBEDDINGS, MIMIC, ORDER, PLUGIN, TAG, VIEW, ZCORE, check_deletion, check_output_field, delete_runs,
+                   describe_run, run_table)
 from .targets import check_collection, takes_collection, target_of
 from .zcore import DEFAULT_SCORE_FIELD as DEFAULT_ZCORE_FIELD
 from .zcore import compute_zcore_scores
@@ -50,7 +51,7 @@ from .zcore import compute_zcore_scores
 _ENTRY_POINTS = (
     "accuracy_curve", "check_output_field", "check_view_name", "classification_fields", "compute_coreset_order",
     "coreset_order", "order_view", "store_order",
-    "compute_embeddings", "coreset_views", "score_fingerprint", "tag_coreset",
+    "compute_embeddings", "coreset_views", "check_deletion", "delete_runs", "run_table", "score_fingerprint", "tag_coreset",
     "compute_mimic_scores", "compute_zcore_scores", "default_score_field", "embedding_map",
     "embeddings_model_identity", "fields_version", "find_order", "kept_view", "order_for", "pruned_view",
     "read_columns", "read_vectors",
