@@ -306,3 +306,107 @@ def test_after_a_save_and_re_scoring_the_panel_orders_into_a_new_field(panel_mod
     driver.event("on_save")
     assert dataset.has_field("zcore_score_prototype_rank_2")  # the frozen field is kept as it was
     assert set(dataset.load_saved_view("frozen-one").values("id")) == frozen
+
+
+# -- one unit, messages where they belong ------------------------------------------------
+
+
+def _after(driver, name):
+    """The name of the component right after ``name`` in the panel's layout."""
+    names = list(driver.output["type"]["properties"])
+    return names[names.index(name) + 1]
+
+
+def test_a_typed_rate_is_a_percent_clamped_visibly(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 200)
+    driver = _open(panel_module, dataset.view(), selection="top", rate_typed="150")
+    assert driver.state["prune_rate"] == 99 and "Kept 2**" in _summary(driver)
+    assert "above 99 %" in str(driver.component("message")) and _after(driver, "rates") == "message"
+    driver.event("on_change_setting", path="rates.rate_typed_1", value="0.7")  # 0.7 %, not 70 %
+    assert driver.state["prune_rate"] == 0.7 and "Kept 199**" in _summary(driver) and "at 0.7 %" in _summary(driver)
+    assert driver.component("message") is None  # a valid rate clears the clamp message
+    driver.event("on_change_setting", path="rates.rate_typed_2", value="lots")
+    assert driver.state["prune_rate"] == 0.7 and "enter a number" in str(driver.component("message"))
+
+
+def test_keep_n_sets_the_rate_that_keeps_exactly_n(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 57)
+    driver = _open(panel_module, dataset.view(), selection="top", keep_count="13")
+    assert "Kept 13**" in _summary(driver) and driver.state["prune_rate"] == pytest.approx(100 * 44 / 57)
+    driver.event("on_change_setting", path="rates.keep_count_1", value="500")
+    assert "Kept 57**" in _summary(driver) and "only 57 samples are scored" in str(driver.component("message"))
+
+
+def test_an_action_message_appears_next_to_its_button(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 20)
+    driver = _open(panel_module, dataset.view(), selection="top")
+    driver.event("on_save")
+    assert "Saved view name: enter a name" in str(driver.component("message"))
+    assert _after(driver, "saving") == "message"
+
+
+def test_one_event_sends_one_state_patch_before_the_panel_output(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 20)
+    driver = _open(panel_module, dataset.view(), selection="top")
+    driver.event("on_change_setting", path="prune_rate", value=30)
+    assert driver.requests == ["patch_panel_state", "show_panel_output"]
+    patch = [r for r in driver.executor._requests if r.operator_uri == "patch_panel_state"][0].params["state"]
+    assert patch["prune_rate"] == 30 and patch["typed_rev"] >= 1 and "render_ms" in patch
+
+
+def test_buffered_state_reads_its_writes_and_flushes_once(fo, make_dataset):
+    from fiftyone.operators.executor import ExecutionContext, Executor
+
+    from coreset_curation.panels.state import state_of
+
+    dataset = make_dataset(3)
+    executor = Executor()
+    ctx = ExecutionContext(request_params=dict(dataset_name=dataset.name, params=dict(panel_id="p", panel_state={})),
+                           executor=executor)
+    state = state_of(ctx)
+    assert state_of(ctx) is state
+    state.a = 1
+    state.set({"b.c": 2, "a": 3})
+    assert state.a == 3 and state.get("b.c") == 2 and ctx.panel.state.get("a") == 3
+    assert state.flush() == 2 and state.flush() == 0
+    assert [(r.operator_uri, r.params["state"]) for r in executor._requests] == [
+        ("patch_panel_state", {"a": 3, "b.c": 2})]
+
+
+def test_score_fields_are_read_once_per_fields_version(panel_module, bridge, monkeypatch, make_dataset):
+    from coreset_curation.panels import cache
+
+    dataset = _scored_dataset(make_dataset, 20)
+    driver = _open(panel_module, dataset.view(), selection="top")
+    reads = []
+    original = bridge.score_fields
+    monkeypatch.setattr(bridge, "score_fields", lambda *a: reads.append(1) or original(*a))
+    for rate in (10, 20, 30):
+        driver.event("on_change_setting", path="prune_rate", value=rate)
+    assert not reads
+    dataset.set_values("other_score", [0.5] * 20)  # a new field: read again
+    assert cache.score_fields(dataset.view()) == ["other_score", "score"] and len(reads) == 1
+
+
+# -- browsing writes nothing ---------------------------------------------------------------
+
+
+def test_browsing_every_selection_writes_no_field_and_no_run(fo, panel_module, bridge, make_dataset):
+    dataset = _scored_dataset(make_dataset, 60)
+    fields, runs = set(dataset.get_field_schema()), dataset.list_runs()
+    driver = _open(panel_module, dataset.view(), embeddings_field="emb")
+    for selection in bridge.SELECTIONS:
+        for keep in bridge.KEEP:
+            for stratify in (False, True):
+                for path, value in (("selection", selection), ("keep", keep), ("stratify", stratify),
+                                    ("prune_rate", 70)):
+                    driver.event("on_change_setting", path=path, value=value)
+                assert "Kept 18**" in _summary(driver), (selection, keep, stratify, driver.component("error"))
+    driver.event("on_compute_curve")
+    assert driver.component("accuracy_plot") is not None
+    dataset.reload()
+    assert set(dataset.get_field_schema()) == fields and dataset.list_runs() == runs
+    driver.event("on_change_setting", path="tag", value="best")
+    driver.event("on_tag_kept")  # an action: now the order is stored, with its run
+    assert dataset.match_tags("best").count() == 18
+    assert any(f.endswith("_rank") for f in dataset.get_field_schema())
