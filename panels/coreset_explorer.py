@@ -289,7 +289,7 @@ class CoresetExplorer(foo.Panel):
         self._actions(panel, state)
         if ctx.params.get("__method__") != "on_change_view":
             # Not on on_change_view: a state write there would fire on_change_view again, forever.
-            state.render_ms = round((time.perf_counter() - start) * 1000, 1)
+            state.set(dict(kept=kept, render_ms=round((time.perf_counter() - start) * 1000, 1)))
         return types.Property(panel, view=layout)
 
     def _controls(self, panel, ctx, fields, table):

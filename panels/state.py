@@ -134,10 +134,13 @@ def ignored(ctx):
         return True
     if value in (None, ""):
         return True  # a cleared box: keep the current rate
-    if name == "keep_count":
-        return False
+    if name == "keep_count":  # a new box reports the kept count it shows (render keeps it as "kept")
+        return str(value).strip() == str(state.get("kept"))
     percent, message = parse_percent(value)
-    return message is None and percent == state.get("prune_rate")
+    current = state.get("prune_rate")
+    if name == "prune_rate" and current is not None:
+        current = round(current)  # the slider shows whole percents: 0.7 % is drawn at 1
+    return message is None and percent == current
 
 
 def text(state, row, name, default=""):

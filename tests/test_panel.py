@@ -322,9 +322,15 @@ def test_a_typed_rate_is_a_percent_clamped_visibly(panel_module, make_dataset):
     driver = _open(panel_module, dataset.view(), selection="top", rate_typed="150")
     assert driver.state["prune_rate"] == 99 and "Kept 2**" in _summary(driver)
     assert "above 99 %" in str(driver.component("message")) and _after(driver, "rates") == "message"
+    # the App reports the value each re-created control shows: nothing changes, the message stays
+    for path, value in (("rates.keep_count_1", "2"), ("rates.prune_rate_1", 99)):
+        assert driver.event("on_change_setting", path=path, value=value) is None and driver.output is None
+    assert driver.state["prune_rate"] == 99 and "above 99 %" in driver.state["message"]
     driver.event("on_change_setting", path="rates.rate_typed_1", value="0.7")  # 0.7 %, not 70 %
     assert driver.state["prune_rate"] == 0.7 and "Kept 199**" in _summary(driver) and "at 0.7 %" in _summary(driver)
     assert driver.component("message") is None  # a valid rate clears the clamp message
+    assert driver.event("on_change_setting", path="rates.prune_rate_2", value=1) is None  # 0.7 % drawn at 1
+    assert driver.state["prune_rate"] == 0.7
     driver.event("on_change_setting", path="rates.rate_typed_2", value="lots")
     assert driver.state["prune_rate"] == 0.7 and "enter a number" in str(driver.component("message"))
 
