@@ -1,5 +1,7 @@
 """Which fields of a collection the plugin offers: vectors, scores, labels."""
 
+from bson import ObjectId
+
 import fiftyone as fo
 import fiftyone.core.fields as fof
 
@@ -57,7 +59,8 @@ def fields_version(collection):
     import fiftyone.core.odm as foo
 
     dataset = internals.root_dataset(collection)
-    doc = foo.get_db_conn().datasets.find_one({"_id": dataset._doc.id}, {"last_modified_at": True, "runs": True})
+    doc = foo.get_db_conn().datasets.find_one({"_id": ObjectId(internals.dataset_id(dataset))},
+                                              {"last_modified_at": True, "runs": True})
     if doc is None:
         return None
     runs_ = sorted((k, str(v)) for k, v in (doc.get("runs") or {}).items())

@@ -203,6 +203,8 @@ class BufferedState:
     relative to those. This is the only place that works around it.
     """
 
+    _ctx = _pending = None  # set per instance in __init__ (attribute writes are state writes)
+
     def __init__(self, ctx):
         object.__setattr__(self, "_ctx", ctx)
         object.__setattr__(self, "_pending", {})
