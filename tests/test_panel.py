@@ -416,3 +416,16 @@ def test_browsing_every_selection_writes_no_field_and_no_run(fo, panel_module, b
     driver.event("on_tag_kept")  # an action: now the order is stored, with its run
     assert dataset.match_tags("best").count() == 18
     assert any(f.endswith("_rank") for f in dataset.get_field_schema())
+
+
+def test_saving_from_a_view_stores_the_order_browsed_in_memory_in_the_views_own_field(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 40)
+    view = dataset.sort_by("score").limit(30)
+    driver = _open(panel_module, view, selection="top", prune_rate=50, view_name="from-a-view")
+    assert "order in memory" in _summary(driver) and not [f for f in dataset.get_field_schema() if "_rank" in f]
+    driver.event("on_save")
+    saved = dataset.load_saved_view("from-a-view")
+    assert len(saved) == 15 and set(saved.values("id")) == set(view.sort_by("score", reverse=True).limit(15)
+                                                               .values("id"))
+    assert [f for f in dataset.get_field_schema() if "_rank" in f][0].startswith("score_top_view_")
+    assert "order in memory" not in _summary(driver)  # now the stored order is read
