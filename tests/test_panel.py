@@ -429,3 +429,16 @@ def test_saving_from_a_view_stores_the_order_browsed_in_memory_in_the_views_own_
                                                                .values("id"))
     assert [f for f in dataset.get_field_schema() if "_rank" in f][0].startswith("score_top_view_")
     assert "order in memory" not in _summary(driver)  # now the stored order is read
+
+
+def test_an_order_in_memory_is_stored_only_while_its_scores_are_unchanged(bridge, make_dataset):
+    dataset = _scored_dataset(make_dataset, 30)
+    order = bridge.coreset_order(dataset, "score", selection="top")
+    assert not dataset.has_field("score_top_rank") and order.kept_count(0.5) == 15
+    dataset.set_values("score", [0.5] * 30)
+    with pytest.raises(ValueError, match="order: the samples or their scores changed"):
+        bridge.store_order(dataset, order)
+    order = bridge.coreset_order(dataset, "score", selection="top")
+    summary = bridge.store_order(dataset, order)
+    assert summary["rank_field"] == "score_top_rank" and dataset.count("score_top_rank") == 30
+    assert bridge.find_order(dataset, "score", selection="top")[1]["rank_field"] == "score_top_rank"
