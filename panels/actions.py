@@ -31,7 +31,7 @@ def show(ctx, state, kept):
 
 
 def follow(ctx, state):
-    """After a rate change: the grid follows when it shows the kept or pruned samples."""
+    """After a rate or order change: the grid follows when it shows the kept or pruned samples."""
     if state.get("shown") and state.get("shown_view") and state.get("view_key") == state.get("shown_view"):
         show(ctx, state, kept=state.get("shown") == "kept")
 

@@ -181,6 +181,7 @@ class CoresetExplorer(foo.Panel):
             state.set(path, value)
         if path in ORDER_SETTINGS:
             state.accuracy = None
+            actions.follow(ctx, state)  # a grid showing the kept samples shows the new order's
         if path == "score_field":
             recorded = bridge.recorded_embeddings_fields(base_of(ctx, state), value)
             if recorded:

@@ -151,6 +151,10 @@ def test_show_kept_of_an_order_in_memory_selects_the_smaller_side_and_follows_th
     driver.event("on_change_setting", path="prune_rate", value=40)  # the grid follows the rate
     assert len(fo.DatasetView._build(dataset, _set_view(driver))) == 12
     assert "Kept 12" in _summary(driver) and "of 20 scored" in _summary(driver)
+    driver.view = fo.DatasetView._build(dataset, _set_view(driver))
+    driver.event("on_change_setting", path="keep", value="lowest")  # and the order
+    shown = fo.DatasetView._build(dataset, _set_view(driver))
+    assert set(shown.values("id")) == set(dataset.sort_by("score").limit(12).values("id"))
     assert not [f for f in dataset.get_field_schema() if f.endswith("_rank")]
 
 
