@@ -189,6 +189,147 @@ def _stages_key(collection):
     return str(internals.view_stages(collection) or "[]")
 
 
+class CoresetOrder:
+    """An order computed in memory (:func:`coreset_order`): nothing is written until :func:`store_order`.
+
+    ``ids`` are the ranked (scored) samples, ``ranks[i]`` the rank of ``ids[i]``
+    (0 = kept longest) and ``scores[i]`` its score, ``unscored`` the ids of the
+    samples without a score.
+    """
+
+    def __init__(self, ids, ranks, scores, unscored, spec, fingerprint, score_token, view, seed, seconds):
+        self.ids = ids
+        self.ranks = ranks
+        self.scores = scores
+        self.unscored = unscored
+        self.spec = spec
+        self.fingerprint = fingerprint
+        self.score_token = score_token
+        self.view = view
+        self.seed = seed
+        self.seconds = seconds
+
+    @property
+    def selection(self):
+        return self.spec["selection"]
+
+    def kept_count(self, prune_rate):
+        return core_order.kept_count(len(self.ids), prune_rate)
+
+
+def coreset_order(
+    collection,
+    score_field,
+    *,
+    selection="auto",
+    keep="highest",
+    stratify_by=None,
+    embeddings_field=None,
+    seed=0,
+    progress=None,
+):
+    """Ranks the scored samples of a collection in memory; writes nothing.
+
+    Returns a :class:`CoresetOrder`, which :func:`store_order` writes as a rank
+    field with its run (the panel browses orders this way, and stores one only
+    when the user saves, tags or computes it).
+    """
+    start = time.perf_counter()
+    target = target_of(collection, "a coreset order")
+    if target.kind != "samples":
+        raise ValueError("coreset orders and views are computed on samples; run them on the dataset or a view of it")
+    spec = _order_spec(collection, score_field, selection, keep, stratify_by, embeddings_field)
+    seed = params.seed(seed)
+    report = phases(params.callback("progress", progress))
+    fingerprint = score_fingerprint(collection, score_field)
+    data = _read_scored(collection, spec, report(0.0, 0.15))
+    order = core_order.coreset_order(
+        data["scores"],
+        embeddings=data["vectors"],
+        mode=spec["selection"],
+        keep=spec["keep"],
+        labels=data["labels"],
+        stratify=bool(spec["stratify_by"]),
+        seed=seed,
+        progress=report(0.15, 0.95),
+    )
+    return CoresetOrder(
+        data["ids"], core_order.ranks_from_order(order), data["scores"], data["unscored"], spec, fingerprint,
+        _score_token(collection, score_field), _stages_key(collection), seed, round(time.perf_counter() - start, 3),
+    )
+
+
+def store_order(collection, order, *, rank_field=None, progress=None):
+    """Writes an order of :func:`coreset_order` as ``rank_field`` with its run record; returns the summary.
+
+    Refused when the collection's scores or samples changed since the order was computed.
+    """
+    start = time.perf_counter()
+    recover(internals.root_dataset(collection))
+    if not isinstance(order, CoresetOrder):
+        raise ValueError(f"order must be a CoresetOrder from coreset_order(), got {type(order).__name__}")
+    spec = order.spec
+    score_field = spec["score_field"]
+    if order.view != _stages_key(collection) or order.fingerprint != score_fingerprint(collection, score_field):
+        raise ValueError("order: the samples or their scores changed since this order was computed; refresh and "
+                         "compute it again")
+    rank_field = _check_rank_field(collection, spec, rank_field)
+    summary = _store(collection, order, rank_field)
+    if progress is not None:
+        params.callback("progress", progress)(1.0)
+    summary["seconds"] = round(order.seconds + time.perf_counter() - start, 3)
+    return summary
+
+
+def _check_rank_field(collection, spec, rank_field):
+    if rank_field is None:
+        rank_field = unpinned_rank_field(collection, rank_field_name(spec["score_field"], spec["selection"],
+                                                                     spec["keep"], spec["stratify_by"]))
+    elif rank_field in runs.pinned_rank_fields(collection):
+        raise ValueError(f"rank_field: '{rank_field}' is frozen by a saved coreset view; choose another name")
+    runs.check_output_field(collection, rank_field, runs.ORDER, param="rank_field", ftype=fof.IntField)
+    runs.check_run_key(collection, rank_field, runs.ORDER, param="rank_field")
+    return rank_field
+
+
+def _store(collection, order, rank_field):
+    spec = order.spec
+    score_field = spec["score_field"]
+    summary = dict(
+        rank_field=rank_field,
+        scored=len(order.ids),
+        unscored=len(order.unscored),
+        selection=spec["selection"],
+        score_field=score_field,
+        keep=spec["keep"],
+        stratify_by=spec["stratify_by"],
+        embeddings_fields=spec["embeddings_fields"],
+        note=spec["note"] or _score_note(spec["selection"]),
+        seconds=order.seconds,
+    )
+    config = runs.make_config(
+        runs.ORDER,
+        score_field=score_field,
+        selection=spec["selection"],
+        keep=spec["keep"],
+        stratify_by=spec["stratify_by"],
+        embeddings_fields=spec["embeddings_fields"],
+        rank_field=rank_field,
+        target_kind="samples",
+        token=uuid.uuid4().hex,
+        score_token=order.score_token,
+        view=order.view,
+        fingerprint=order.fingerprint,
+        seed=order.seed,
+        scored=len(order.ids),
+    )
+    ids = np.concatenate([order.ids, order.unscored])
+    values = order.ranks.tolist() + [None] * len(order.unscored)
+    commit(collection, rank_field, config, dict(summary=summary),
+           writes=[FieldWrite(rank_field, ids, values, fof.IntField, index=True)])
+    return summary
+
+
 def compute_coreset_order(
     collection,
     score_field,
@@ -205,70 +346,19 @@ def compute_coreset_order(
 
     Returns a summary: rank_field, scored, unscored, selection, seconds, note.
     """
-    start = time.perf_counter()
     recover(internals.root_dataset(collection))
-    target = target_of(collection, "a coreset order")
-    if target.kind != "samples":
-        raise ValueError("coreset orders and views are computed on samples; run them on the dataset or a view of it")
+    target_of(collection, "a coreset order")
     spec = _order_spec(collection, score_field, selection, keep, stratify_by, embeddings_field)
-    if rank_field is None:
-        rank_field = unpinned_rank_field(collection, rank_field_name(score_field, spec["selection"], spec["keep"],
-                                                           spec["stratify_by"]))
-    elif rank_field in runs.pinned_rank_fields(collection):
-        raise ValueError(f"rank_field: '{rank_field}' is frozen by a saved coreset view; choose another name")
-    runs.check_output_field(collection, rank_field, runs.ORDER, param="rank_field", ftype=fof.IntField)
-    run_key = runs.check_run_key(collection, rank_field, runs.ORDER, param="rank_field")
-    seed = params.seed(seed)
+    rank_field = _check_rank_field(collection, spec, rank_field)
     report = phases(params.callback("progress", progress))
-
-    fingerprint = score_fingerprint(collection, score_field)
-    data = _read_scored(collection, spec, report(0.0, 0.15))
-    order = core_order.coreset_order(
-        data["scores"],
-        embeddings=data["vectors"],
-        mode=spec["selection"],
-        keep=spec["keep"],
-        labels=data["labels"],
-        stratify=bool(spec["stratify_by"]),
-        seed=seed,
-        progress=report(0.15, 0.95),
-    )
-    ranks = core_order.ranks_from_order(order)
-    summary = dict(
-        rank_field=rank_field,
-        scored=len(data["ids"]),
-        unscored=len(data["unscored"]),
-        selection=spec["selection"],
-        score_field=score_field,
-        keep=spec["keep"],
-        stratify_by=spec["stratify_by"],
-        embeddings_fields=spec["embeddings_fields"],
-        note=spec["note"] or _score_note(spec["selection"]),
-        seconds=None,
-    )
-    config = runs.make_config(
-        runs.ORDER,
-        score_field=score_field,
-        selection=spec["selection"],
-        keep=spec["keep"],
-        stratify_by=spec["stratify_by"],
-        embeddings_fields=spec["embeddings_fields"],
-        rank_field=rank_field,
-        target_kind="samples",
-        token=uuid.uuid4().hex,
-        score_token=_score_token(collection, score_field),
-        view=_stages_key(collection),
-        fingerprint=fingerprint,
-        seed=seed,
-        scored=len(data["ids"]),
-    )
-    ids = np.concatenate([data["ids"], data["unscored"]])
-    values = ranks.tolist() + [None] * len(data["unscored"])
-    summary["seconds"] = round(time.perf_counter() - start, 3)
-    commit(collection, run_key, config, dict(summary=summary),
-           writes=[FieldWrite(rank_field, ids, values, fof.IntField, index=True)])
+    order = coreset_order(collection, score_field, selection=spec["selection"], keep=spec["keep"],
+                          stratify_by=spec["stratify_by"], embeddings_field=spec["embeddings_fields"], seed=seed,
+                          progress=report(0.0, 0.95))
+    order.spec["note"] = spec["note"]
+    start = time.perf_counter()
+    summary = _store(collection, order, rank_field)
     report(1.0, 1.0)(1.0)
-    summary["seconds"] = round(time.perf_counter() - start, 3)
+    summary["seconds"] = round(order.seconds + time.perf_counter() - start, 3)
     return summary
 
 
@@ -417,12 +507,14 @@ def save_coreset_view(
     seed=0,
     tag=None,
     overwrite=False,
+    kept=None,
     progress=None,
 ):
     """Saves the coreset of a collection at ``prune_rate`` as a frozen saved view.
 
     The view holds exactly ``n - floor(prune_rate * n)`` of the ``n`` scored
-    samples: the prefix of the coreset order (computed once, or reused).
+    samples (or ``kept`` of them, if given, instead of a rate): the prefix of
+    the coreset order (computed once, or reused).
     With ``tag``, the kept samples also get that tag (removed again, from the
     samples the save added it to, by a re-save or ``delete_run``).
     Returns a summary: view_name, kept, pruned, selection, description.
@@ -443,7 +535,11 @@ def save_coreset_view(
         embeddings_field=embeddings_field, seed=seed, progress=report(0.0, 0.9),
     )
     scored = collection.exists(rank_field).count()
-    kept = core_order.kept_count(scored, prune_rate)
+    if kept is None:
+        kept = core_order.kept_count(scored, prune_rate)
+    else:
+        kept = params.integer("kept", kept, minimum=1, maximum=scored)
+        prune_rate = 1.0 - kept / scored
     query = {rank_field: {"$lt": kept}}
     description = (
         f"Coreset of {kept}/{scored} samples: prune {prune_rate:.0%} by {keep} '{score_field}' "
@@ -555,6 +651,21 @@ def pruned_view(collection, rank_field, prune_rate=None, kept=None):
     return collection.match({rank_field: {"$gte": int(kept)}})
 
 
+def order_view(collection, order, kept, *, pruned=False):
+    """The kept (or pruned) samples of an in-memory order at a kept count, as a select/exclude of the smaller id set.
+
+    In-memory orders are small (the panel stores the larger ones), so the id list stays a few hundred KB at most.
+    """
+    if not isinstance(order, CoresetOrder):
+        raise ValueError(f"order must be a CoresetOrder from coreset_order(), got {type(order).__name__}")
+    kept = params.integer("kept", kept, minimum=0, maximum=len(order.ids))
+    inside = order.ranks >= kept if pruned else order.ranks < kept
+    wanted, others = order.ids[inside], order.ids[~inside]
+    if len(wanted) <= len(others) + len(order.unscored):
+        return collection.select([str(i) for i in wanted])
+    return collection.exclude([str(i) for i in np.concatenate([others, order.unscored])])
+
+
 def accuracy_curve(
     collection,
     rank_field,
@@ -568,6 +679,8 @@ def accuracy_curve(
 ):
     """Linear-probe accuracy on held-out labelled samples when training on each rate's kept prefix.
 
+    ``rank_field`` is a stored order's rank field, or a :class:`CoresetOrder` held in memory.
+
     The held-out samples are drawn from the ranked, labelled samples and
     never trained on; at each rate the probe trains on the kept samples
     outside the held-out set.
@@ -576,8 +689,13 @@ def accuracy_curve(
 
     fields = check_vector_fields(collection, embeddings_field)
     _check_label_field(collection, label_field, param="label_field")
-    ids, columns = read_columns(collection, [rank_field, f"{label_field}.label"])
-    ranks = np.array([-1 if v is None else v for v in columns[rank_field]], dtype=np.int64)
+    if isinstance(rank_field, CoresetOrder):
+        ids, columns = read_columns(collection, [f"{label_field}.label"])
+        rank_of = dict(zip(rank_field.ids.tolist(), rank_field.ranks.tolist()))
+        ranks = np.array([rank_of.get(i, -1) for i in ids.tolist()], dtype=np.int64)
+    else:
+        ids, columns = read_columns(collection, [rank_field, f"{label_field}.label"])
+        ranks = np.array([-1 if v is None else v for v in columns[rank_field]], dtype=np.int64)
     labels = np.array(["" if v is None else str(v) for v in columns[f"{label_field}.label"]], dtype=object)
     use = (ranks >= 0) & (labels != "")
     if use.sum() < 10 or len(set(labels[use])) < 2:

@@ -1,9 +1,11 @@
 """Which fields of a collection the plugin offers: vectors, scores, labels."""
 
+from bson import ObjectId
+
 import fiftyone as fo
 import fiftyone.core.fields as fof
 
-from . import runs
+from . import internals, runs
 from .targets import is_vector_field
 
 _NUMERIC = (fof.FloatField, fof.IntField)
@@ -47,3 +49,19 @@ def default_score_field(collection):
 def classification_fields(collection):
     """Names of ``Classification`` label fields."""
     return sorted(collection.get_field_schema(embedded_doc_type=fo.Classification).keys())
+
+
+def fields_version(collection):
+    """A key that changes when the dataset's fields or runs change (one small read of the dataset document).
+
+    Caches of :func:`score_fields` and run summaries are keyed on it; score values edited in place do not change it.
+    """
+    import fiftyone.core.odm as foo
+
+    dataset = internals.root_dataset(collection)
+    doc = foo.get_db_conn().datasets.find_one({"_id": ObjectId(internals.dataset_id(dataset))},
+                                              {"last_modified_at": True, "runs": True})
+    if doc is None:
+        return None
+    runs_ = sorted((k, str(v)) for k, v in (doc.get("runs") or {}).items())
+    return str(doc.get("last_modified_at")), tuple(runs_)

@@ -143,6 +143,9 @@ def compute_mimic_scores(
         progress=report(0.1, 0.95),
     )
     flagged = core_mimic.flag_label_issues(scores, data.labels)
+    accuracy, chance = _reference_accuracy(head, data, reference, info)
+    warning = core_mimic.sanity_warning(accuracy, chance, int(flagged.sum()), len(data.ids),
+                                        reference=_REFERENCE_NAMES[reference])
     del data.vectors
 
     summary = dict(
@@ -157,7 +160,10 @@ def compute_mimic_scores(
         num_classes=len(data.classes),
         seconds=None,
         seed=seed,
-        **info,
+        reference_accuracy=None if accuracy is None else round(accuracy, 4),
+        chance_accuracy=None if chance is None else round(chance, 4),
+        warning=warning,
+        **{k: v for k, v in info.items() if k != "trusted_mask"},
     )
     config = runs.make_config(
         runs.MIMIC,
@@ -178,7 +184,7 @@ def compute_mimic_scores(
         lr=lr,
         alignment_method=method,  # 'method' is the run's method name
         seed=seed,
-        **info,  # what the reference was built from: trusted count, model and logit scale, or checkpoint
+        **{k: v for k, v in info.items() if k != "trusted_mask"},  # what the reference was built from
     )
     writes = [
         FieldWrite(
@@ -197,6 +203,18 @@ def compute_mimic_scores(
     summary["run_key"] = run_key
     summary["score_field"] = score_field
     return summary
+
+
+_REFERENCE_NAMES = dict(trusted="the reference head (trained on the trusted samples)",
+                       zero_shot="the zero-shot reference head", checkpoint="the checkpoint reference head")
+
+
+def _reference_accuracy(head, data, reference, info):
+    """The reference head's accuracy on its reference samples: the trusted ones, else every scored sample."""
+    mask = info.get("trusted_mask") if reference == "trusted" else None
+    if mask is not None:
+        return core_mimic.reference_accuracy(head, data.vectors[mask], data.labels[mask])
+    return core_mimic.reference_accuracy(head, data.vectors, data.labels)
 
 
 def _check_issue_tag(collection, issue_tag, trusted_tag):
@@ -324,7 +342,7 @@ def _trusted_head(collection, data, trusted_tag, trusted_view, seed):
     head = core_mimic.train_linear_head(
         data.vectors[mask], data.labels[mask], len(data.classes), seed=seed, classes=data.classes
     )
-    return head, dict(trusted=int(mask.sum()))
+    return head, dict(trusted=int(mask.sum()), trusted_mask=mask)
 
 
 def _zero_shot_head(collection, data, templates, device):

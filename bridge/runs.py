@@ -287,3 +287,85 @@ def check_run_key(collection, key, method, param="run_key"):
 def make_config(method, **params):
     """The config object of a new run of ``method``."""
     return CONFIGS[method](**params)
+
+
+# -- listing and deleting the plugin's runs ----------------------------------------------
+
+_DELETE_ORDER = {VIEW: 0, TAG: 1, ORDER: 2, MIMIC: 3, ZCORE: 4, EMBEDDINGS: 5}
+
+
+def run_table(dataset):
+    """This plugin's runs with what deleting each removes: ``[dict(run_key, method, label, fields, saved_view,
+    samples, timestamp)]``; ``samples``: how many samples hold its fields (or its saved view holds), newest first."""
+    dataset = internals.root_dataset(dataset)
+    rows = []
+    for key, config, timestamp in plugin_runs(dataset):
+        method = config.get("method")
+        fields = [f for f in _outputs(config) if dataset.get_field(f) is not None]
+        view = config.get("view_name") if method == VIEW and owns_saved_view(dataset, config) else None
+        if view:
+            samples = dataset.load_saved_view(view).count()
+        elif fields:
+            samples = dataset.exists(fields[0]).count()
+        else:
+            samples = config.get("kept")
+        rows.append(dict(run_key=key, method=method, label=METHOD_LABELS.get(method, method), fields=fields,
+                         saved_view=view, tag=config.get("tag") or config.get("issue_tag"), samples=samples,
+                         timestamp=timestamp))
+    return rows
+
+
+def describe_run(row):
+    """One line of :func:`run_table`: what the run is and what deleting it removes."""
+    parts = [f"{row['run_key']} ({row['label']})"]
+    if row["fields"]:
+        parts.append("field " + ", ".join(f"'{f}'" for f in row["fields"]))
+    if row["saved_view"]:
+        parts.append(f"saved view '{row['saved_view']}'")
+    if row["tag"] and row["method"] in (TAG, VIEW):
+        parts.append(f"tag '{row['tag']}'")
+    if row["samples"] is not None:
+        parts.append(f"{row['samples']:,} samples")
+    return " · ".join(parts)
+
+
+def delete_runs(dataset, run_keys):
+    """Deletes these runs of this plugin through their cleanup (fields, tags, saved views); returns a summary.
+
+    Saved views and tags go first, then the orders they were frozen on, so a
+    rank field is removed together with the views on it. An order that a saved
+    view which is not deleted is frozen on is refused.
+    """
+    dataset = internals.root_dataset(dataset)
+    keys, runs_ = check_deletion(dataset, run_keys)
+    before = set(dataset.get_field_schema())
+    views = set(dataset.list_saved_views())
+    for key in sorted(keys, key=lambda k: _DELETE_ORDER.get(runs_[k].get("method"), 9)):
+        dataset.delete_run(key)
+    dataset.reload()
+    return dict(deleted=len(keys), run_keys=sorted(keys),
+                fields=sorted(before - set(dataset.get_field_schema())),
+                saved_views=sorted(views - set(dataset.list_saved_views())))
+
+
+def check_deletion(dataset, run_keys):
+    """``(run keys, {key: config})`` if :func:`delete_runs` may delete these runs, else a ValueError saying why."""
+    dataset = internals.root_dataset(dataset)
+    keys = [run_keys] if isinstance(run_keys, str) else list(dict.fromkeys(run_keys or []))
+    if not keys:
+        raise ValueError("run_keys: choose at least one of this plugin's runs to delete")
+    runs_ = {key: config for key, config, _ in plugin_runs(dataset)}
+    unknown = [k for k in keys if k not in runs_]
+    if unknown:
+        raise ValueError(f"run_keys: {unknown} are not runs of this plugin on '{dataset.name}'; its runs: "
+                         f"{sorted(runs_) or 'none'}")
+    for key in keys:
+        config = runs_[key]
+        if config.get("method") == ORDER:
+            pinned = sorted(k for k, c in runs_.items()
+                            if c.get("method") == VIEW and c.get("rank_field") == config.get("rank_field"))
+            kept = [k for k in pinned if k not in keys]
+            if kept:
+                raise ValueError(f"run_keys: '{key}' is the order the saved coreset view(s) {kept} are frozen on; "
+                                 "choose those too, or keep the order")
+    return keys, runs_

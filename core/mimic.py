@@ -334,6 +334,40 @@ def flag_label_issues(scores, labels, *, threshold=0.0):
     return s < threshold
 
 
+#: a reference head whose accuracy on its reference samples is within this share of the way from chance
+#: (the majority class) to perfect is "near chance": its direction says little about the labels
+NEAR_CHANCE = 0.25
+#: flagging more than this share of the samples says more about the reference than about the labels
+MAX_FLAGGED_SHARE = 0.5
+
+
+def reference_accuracy(head, embeddings, labels, *, batch=65_536):
+    """``(accuracy, chance)`` of a reference head on labelled samples; chance is the majority-class share."""
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return None, None
+    correct = 0
+    for start in range(0, len(labels), batch):
+        logits = head.logits(embeddings[start:start + batch])
+        correct += int((np.argmax(logits, axis=1) == labels[start:start + batch]).sum())
+    chance = float(np.bincount(labels).max() / len(labels))
+    return correct / len(labels), chance
+
+
+def sanity_warning(accuracy, chance, flagged, scored, *, reference="the reference"):
+    """One sentence when the scores are likely meaningless (a head near chance, most samples flagged), else None."""
+    problems = []
+    if accuracy is not None and accuracy < chance + NEAR_CHANCE * (1.0 - chance):
+        problems.append(f"{reference} is near chance on its reference samples (accuracy {accuracy:.0%}, chance "
+                        f"{chance:.0%})")
+    if scored and flagged > MAX_FLAGGED_SHARE * scored:
+        problems.append(f"{flagged:,} of {scored:,} samples ({flagged / scored:.0%}) are flagged as label errors")
+    if not problems:
+        return None
+    return ("; ".join(problems) + ": the scores likely say more about the reference than about the labels. "
+            "Check the reference (trusted samples, embeddings model, checkpoint) before acting on them")
+
+
 def train_linear_head(embeddings, labels, num_classes, *, C=1.0, seed=None, classes=None, max_iter=2000):
     """Fits a reference head on a trusted subset with multinomial logistic regression.
 

@@ -3,6 +3,8 @@
 from .coreset_view import ComputeCoresetOrder, SaveCoresetView
 from .embeddings import ComputeEmbeddings
 from .mimic import ComputeMimicScores
+from .runs import DeleteCoresetRuns
 from .zcore import ComputeZCoreScores
 
-OPERATORS = [ComputeEmbeddings, ComputeZCoreScores, ComputeMimicScores, ComputeCoresetOrder, SaveCoresetView]
+OPERATORS = [ComputeEmbeddings, ComputeZCoreScores, ComputeMimicScores, ComputeCoresetOrder, SaveCoresetView,
+             DeleteCoresetRuns]

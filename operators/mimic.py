@@ -20,6 +20,8 @@ ROWS = (
     ("skipped_no_label", "Skipped (no label)"),
     ("skipped_no_embedding", "Skipped (no embedding)"),
     ("flagged", "Likely label errors (score < 0)"),
+    ("reference_accuracy", "Reference head accuracy on its reference samples"),
+    ("chance_accuracy", "Chance (majority class)"),
     ("tagged", "Tagged"),
     ("issue_tag", "Tag"),
     ("seconds", "Seconds"),

@@ -343,9 +343,9 @@ def test_coreset_order_then_save_view_default_to_the_zcore_score_and_save_what_t
         dialog = ui.open_operator("Save coreset view", "save coreset")
         score_box = dialog.locator("xpath=.//p[normalize-space()='Score field']/following::*[@role='combobox'][1]")
         assert score_box.inner_text().strip() == "zcore_score"
-        rate = ui.field(dialog, "Pruning rate")
-        assert rate.input_value() == "0.5"  # a plain number you can type over, not "0.500000"
-        rate.fill("0.7")
+        rate = ui.field(dialog, "Pruning rate (%)")
+        assert rate.input_value() == "50"  # a percent you can type over, not "50.000000"
+        rate.fill("70")
         ui.field(dialog, "Saved view name").fill("coreset-70")
         ui.settle(2500)
         assert "Required property" not in ui.text(dialog)

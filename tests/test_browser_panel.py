@@ -237,7 +237,7 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
 
         _step('the typed rate moves the slider')
         # the typed rate moves the slider
-        typed = ui.field(panel, "or type it")
+        typed = ui.field(panel, "or type it (%)")
         assert typed.input_value() == "70"
         typed.fill("75")
         _wait_kept(ui, panel, kept(75, N))
@@ -326,8 +326,9 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         panel.get_by_role("button", name="Tag kept").click()
         message = panel.get_by_text(re.compile(rf"Tagged the {kept(rate, N)} kept samples 'coreset-75' \({kept(rate, N)} did not have it\); undo with"))
         message.wait_for(timeout=ui.clock.ms(60))
-        # messages show at the top, above the controls; the tag box sits in its button's row
-        assert message.bounding_box()["y"] < _dropdown(panel, "Score field").bounding_box()["y"]
+        # a message shows next to the control that caused it: under the Tag row, above the save row
+        tag_button = panel.get_by_role("button", name="Tag kept").bounding_box()
+        assert tag_button["y"] < message.bounding_box()["y"] < ui.field(panel, "Saved view name").bounding_box()["y"]
         box, button = ui.field(panel, "Tag").bounding_box(), panel.get_by_role("button", name="Tag kept").bounding_box()
         assert abs((box["y"] + box["height"] / 2) - (button["y"] + button["height"] / 2)) < 20, (box, button)
         assert button["x"] > box["x"] + box["width"] - 5
@@ -377,6 +378,35 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
     sdk = foo.get_operator(f"{PLUGIN_NAME}/save_coreset_view")
     sdk(dataset, "zcore_score", 0.65, "from-sdk", selection="top")
     assert set(view.values("id")) == set(dataset.load_saved_view("from-sdk").values("id"))
+
+
+def test_the_typed_rate_is_a_percent_150_is_clamped_visibly_and_0_7_is_0_7_percent(app, digits, tmp_path):
+    ui = app
+    ui.clock = Clock(240, "the percent input")
+    fields = set(digits.get_field_schema())
+    try:
+        ui.open_dataset(digits)
+        panel = ui.open_panel()
+        typed = ui.field(panel, "or type it (%)")
+        typed.fill("150")
+        _wait_kept(ui, panel, kept(99, N))
+        message = panel.get_by_text(re.compile(r"150 is above 99 %, the largest rate; used 99 %"))
+        message.wait_for(timeout=ui.clock.ms(60))
+        # next to the box that caused it: under the rate row, above the Keep choice
+        assert typed.bounding_box()["y"] < message.bounding_box()["y"] < panel.get_by_text(
+            "highest", exact=True).bounding_box()["y"]
+        _until(ui, lambda: panel.get_by_role("slider").get_attribute("aria-valuenow") == "99", "the slider at 99")
+        ui.field(panel, "or type it (%)").fill("0.7")
+        _wait_kept(ui, panel, kept(0.7, N))  # 0.7 % of 300 prunes 2, not 70 %
+        panel.get_by_text(re.compile(r"scored samples at 0\.7 %")).first.wait_for(timeout=ui.clock.ms(30))
+        _until(ui, lambda: not message.count(), "the clamp message cleared")
+        ui.field(panel, "or keep N samples").fill("120")
+        _wait_kept(ui, panel, 120)
+    except BaseException:
+        ui.failure_shot(tmp_path)
+        raise
+    digits.reload()
+    assert set(digits.get_field_schema()) == fields  # browsing wrote no order
 
 
 @pytest.fixture(scope="module")

@@ -252,7 +252,7 @@ def test_private_fiftyone_names_only_in_internals():
 def test_the_scan_finds_private_names(tmp_path):
     sample = tmp_path / "x.py"
     sample.write_text("import fiftyone.core._x\nfrom fiftyone.core.view import _y\nv._root_dataset\n"
-                      "getattr(c, '_is_patches', False)\nd['_id']\nname + '_rank'\nself._table\nview._serialize()\n"
+                      "getattr(c, '_is_patches', False)\nd['_id']\nname + '_rank'\nself._controls\nview._serialize()\n"
                       "from ..core import mimic as core_mimic\ncore_mimic._method\n")
     names = [name for _, name in private_uses(sample, _own_names())]
     assert names == ["fiftyone.core._x", "_y", "_root_dataset", "'_is_patches'", "_serialize"]

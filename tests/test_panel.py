@@ -16,6 +16,11 @@ def panel_module(bridge):
 
 
 @pytest.fixture(scope="module")
+def orders_module(panel_module):
+    return importlib.import_module(panel_module.__name__.rsplit(".", 1)[0] + ".orders")
+
+
+@pytest.fixture(scope="module")
 def ops(fo):
     import fiftyone.operators as foo
 
@@ -112,21 +117,45 @@ def test_every_class_gets_a_bar_even_with_non_numeric_names(panel_module, make_d
     assert classes["layout"]["xaxis"]["type"] == "category"
 
 
-def test_show_kept_uses_a_small_match_and_does_not_rebase_the_panel(fo, panel_module, make_dataset):
+def _set_view(driver):
+    return [r for r in driver.executor._requests if r.operator_uri == "set_view"][0].params["view"]
+
+
+def test_show_kept_uses_a_small_match_and_does_not_rebase_the_panel(fo, panel_module, bridge, make_dataset):
     dataset = _scored_dataset(make_dataset, 20)
+    bridge.compute_coreset_order(dataset, "score", selection="top")  # a stored order: shown by a match on it
     driver = _open(panel_module, dataset.view(), selection="top", prune_rate=70)
     driver.event("on_show_kept")
-    request = [r for r in driver.executor._requests if r.operator_uri == "set_view"][0]
-    stages = str(request.params["view"])
+    stages = str(_set_view(driver))
     assert "Match" in stages and "Select" not in stages and len(stages) < 2000
-    shown = fo.DatasetView._build(dataset, request.params["view"])
+    shown = fo.DatasetView._build(dataset, _set_view(driver))
     assert len(shown) == 6
     driver.view = shown  # the App now shows the kept samples and echoes the view change
     driver.event("on_change_view")
     assert "Kept 6" in _summary(driver) and "of 20 scored" in _summary(driver)
     driver.event("on_show_pruned")
-    request = [r for r in driver.executor._requests if r.operator_uri == "set_view"][0]
-    assert len(fo.DatasetView._build(dataset, request.params["view"])) == 14
+    assert len(fo.DatasetView._build(dataset, _set_view(driver))) == 14
+
+
+def test_show_kept_of_an_order_in_memory_selects_the_smaller_side_and_follows_the_slider(fo, panel_module,
+                                                                                         make_dataset):
+    dataset = _scored_dataset(make_dataset, 20)
+    driver = _open(panel_module, dataset.view(), selection="top", prune_rate=70)
+    driver.event("on_show_kept")
+    stages = str(_set_view(driver))
+    assert "Select" in stages and stages.count("'6b") + stages.count("', '") <= 12  # 6 ids, not 20
+    shown = fo.DatasetView._build(dataset, _set_view(driver))
+    assert len(shown) == 6 and set(shown.values("id")) == set(dataset.sort_by("score", reverse=True).limit(6)
+                                                               .values("id"))
+    driver.view = shown
+    driver.event("on_change_setting", path="prune_rate", value=40)  # the grid follows the rate
+    assert len(fo.DatasetView._build(dataset, _set_view(driver))) == 12
+    assert "Kept 12" in _summary(driver) and "of 20 scored" in _summary(driver)
+    driver.view = fo.DatasetView._build(dataset, _set_view(driver))
+    driver.event("on_change_setting", path="keep", value="lowest")  # and the order
+    shown = fo.DatasetView._build(dataset, _set_view(driver))
+    assert set(shown.values("id")) == set(dataset.sort_by("score").limit(12).values("id"))
+    assert not [f for f in dataset.get_field_schema() if f.endswith("_rank")]
 
 
 def test_a_view_change_by_the_user_rebases_and_says_so(panel_module, make_dataset):
@@ -224,8 +253,9 @@ def test_missing_scores_are_ignored_and_counted(panel_module, make_dataset):
     assert "Kept 4" in _summary(driver) and "2 without a score" in _summary(driver)
 
 
-def test_a_large_collection_without_an_order_offers_to_compute_it(panel_module, bridge, make_dataset, monkeypatch):
-    monkeypatch.setattr(panel_module, "AUTO_ORDER_LIMIT", 10)
+def test_a_large_collection_without_an_order_offers_to_compute_it(panel_module, orders_module, bridge, make_dataset,
+                                                                  monkeypatch):
+    monkeypatch.setattr(orders_module, "AUTO_ORDER_LIMIT", 10)
     dataset = _scored_dataset(make_dataset, 40)
     driver = _open(panel_module, dataset.view(), selection="top")
     button = driver.component("compute_order")
@@ -275,5 +305,144 @@ def test_after_a_save_and_re_scoring_the_panel_orders_into_a_new_field(panel_mod
     driver.event("on_refresh")
     assert driver.component("error") is None, driver.component("error")
     assert "Kept 30" in _summary(driver)
+    assert not dataset.has_field("zcore_score_prototype_rank_2")  # browsing the new order writes nothing
+    driver.event("on_change_setting", path="view_name", value="second")
+    driver.event("on_save")
     assert dataset.has_field("zcore_score_prototype_rank_2")  # the frozen field is kept as it was
     assert set(dataset.load_saved_view("frozen-one").values("id")) == frozen
+
+
+# -- one unit, messages where they belong ------------------------------------------------
+
+
+def _after(driver, name):
+    """The name of the component right after ``name`` in the panel's layout."""
+    names = list(driver.output["type"]["properties"])
+    return names[names.index(name) + 1]
+
+
+def test_a_typed_rate_is_a_percent_clamped_visibly(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 200)
+    driver = _open(panel_module, dataset.view(), selection="top", rate_typed="150")
+    assert driver.state["prune_rate"] == 99 and "Kept 2**" in _summary(driver)
+    assert "above 99 %" in str(driver.component("message")) and _after(driver, "rates") == "message"
+    # the App reports the value each re-created control shows: nothing changes, the message stays
+    for path, value in (("rates.keep_count_1", "2"), ("rates.prune_rate_1", 99)):
+        assert driver.event("on_change_setting", path=path, value=value) is None and driver.output is None
+    assert driver.state["prune_rate"] == 99 and "above 99 %" in driver.state["message"]
+    driver.event("on_change_setting", path="rates.rate_typed_1", value="0.7")  # 0.7 %, not 70 %
+    assert driver.state["prune_rate"] == 0.7 and "Kept 199**" in _summary(driver) and "at 0.7 %" in _summary(driver)
+    assert driver.component("message") is None  # a valid rate clears the clamp message
+    assert driver.event("on_change_setting", path="rates.prune_rate_2", value=1) is None  # 0.7 % drawn at 1
+    assert driver.state["prune_rate"] == 0.7
+    driver.event("on_change_setting", path="rates.rate_typed_2", value="lots")
+    assert driver.state["prune_rate"] == 0.7 and "enter a number" in str(driver.component("message"))
+
+
+def test_keep_n_sets_the_rate_that_keeps_exactly_n(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 57)
+    driver = _open(panel_module, dataset.view(), selection="top", keep_count="13")
+    assert "Kept 13**" in _summary(driver) and driver.state["prune_rate"] == pytest.approx(100 * 44 / 57)
+    driver.event("on_change_setting", path="rates.keep_count_1", value="500")
+    assert "Kept 57**" in _summary(driver) and "only 57 samples are scored" in str(driver.component("message"))
+
+
+def test_an_action_message_appears_next_to_its_button(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 20)
+    driver = _open(panel_module, dataset.view(), selection="top")
+    driver.event("on_save")
+    assert "Saved view name: enter a name" in str(driver.component("message"))
+    assert _after(driver, "saving") == "message"
+
+
+def test_one_event_sends_one_state_patch_before_the_panel_output(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 20)
+    driver = _open(panel_module, dataset.view(), selection="top")
+    driver.event("on_change_setting", path="prune_rate", value=30)
+    assert driver.requests == ["patch_panel_state", "show_panel_output"]
+    patch = [r for r in driver.executor._requests if r.operator_uri == "patch_panel_state"][0].params["state"]
+    assert patch["prune_rate"] == 30 and patch["typed_rev"] >= 1 and "render_ms" in patch
+
+
+def test_buffered_state_reads_its_writes_and_flushes_once(fo, make_dataset):
+    from fiftyone.operators.executor import ExecutionContext, Executor
+
+    from coreset_curation.panels.state import state_of
+
+    dataset = make_dataset(3)
+    executor = Executor()
+    ctx = ExecutionContext(request_params=dict(dataset_name=dataset.name, params=dict(panel_id="p", panel_state={})),
+                           executor=executor)
+    state = state_of(ctx)
+    assert state_of(ctx) is state
+    state.a = 1
+    state.set({"b.c": 2, "a": 3})
+    assert state.a == 3 and state.get("b.c") == 2 and ctx.panel.state.get("a") == 3
+    assert state.flush() == 2 and state.flush() == 0
+    assert [(r.operator_uri, r.params["state"]) for r in executor._requests] == [
+        ("patch_panel_state", {"a": 3, "b.c": 2})]
+
+
+def test_score_fields_are_read_once_per_fields_version(panel_module, bridge, monkeypatch, make_dataset):
+    from coreset_curation.panels import cache
+
+    dataset = _scored_dataset(make_dataset, 20)
+    driver = _open(panel_module, dataset.view(), selection="top")
+    reads = []
+    original = bridge.score_fields
+    monkeypatch.setattr(bridge, "score_fields", lambda *a: reads.append(1) or original(*a))
+    for rate in (10, 20, 30):
+        driver.event("on_change_setting", path="prune_rate", value=rate)
+    assert not reads
+    dataset.set_values("other_score", [0.5] * 20)  # a new field: read again
+    assert cache.score_fields(dataset.view()) == ["other_score", "score"] and len(reads) == 1
+
+
+# -- browsing writes nothing ---------------------------------------------------------------
+
+
+def test_browsing_every_selection_writes_no_field_and_no_run(fo, panel_module, bridge, make_dataset):
+    dataset = _scored_dataset(make_dataset, 60)
+    fields, runs = set(dataset.get_field_schema()), dataset.list_runs()
+    driver = _open(panel_module, dataset.view(), embeddings_field="emb")
+    for selection in bridge.SELECTIONS:
+        for keep in bridge.KEEP:
+            for stratify in (False, True):
+                for path, value in (("selection", selection), ("keep", keep), ("stratify", stratify),
+                                    ("prune_rate", 70)):
+                    driver.event("on_change_setting", path=path, value=value)
+                assert "Kept 18**" in _summary(driver), (selection, keep, stratify, driver.component("error"))
+    driver.event("on_compute_curve")
+    assert driver.component("accuracy_plot") is not None
+    dataset.reload()
+    assert set(dataset.get_field_schema()) == fields and dataset.list_runs() == runs
+    driver.event("on_change_setting", path="tag", value="best")
+    driver.event("on_tag_kept")  # an action: now the order is stored, with its run
+    assert dataset.match_tags("best").count() == 18
+    assert any(f.endswith("_rank") for f in dataset.get_field_schema())
+
+
+def test_saving_from_a_view_stores_the_order_browsed_in_memory_in_the_views_own_field(panel_module, make_dataset):
+    dataset = _scored_dataset(make_dataset, 40)
+    view = dataset.sort_by("score").limit(30)
+    driver = _open(panel_module, view, selection="top", prune_rate=50, view_name="from-a-view")
+    assert "order in memory" in _summary(driver) and not [f for f in dataset.get_field_schema() if "_rank" in f]
+    driver.event("on_save")
+    saved = dataset.load_saved_view("from-a-view")
+    assert len(saved) == 15 and set(saved.values("id")) == set(view.sort_by("score", reverse=True).limit(15)
+                                                               .values("id"))
+    assert [f for f in dataset.get_field_schema() if "_rank" in f][0].startswith("score_top_view_")
+    assert "order in memory" not in _summary(driver)  # now the stored order is read
+
+
+def test_an_order_in_memory_is_stored_only_while_its_scores_are_unchanged(bridge, make_dataset):
+    dataset = _scored_dataset(make_dataset, 30)
+    order = bridge.coreset_order(dataset, "score", selection="top")
+    assert not dataset.has_field("score_top_rank") and order.kept_count(0.5) == 15
+    dataset.set_values("score", [0.5] * 30)
+    with pytest.raises(ValueError, match="order: the samples or their scores changed"):
+        bridge.store_order(dataset, order)
+    order = bridge.coreset_order(dataset, "score", selection="top")
+    summary = bridge.store_order(dataset, order)
+    assert summary["rank_field"] == "score_top_rank" and dataset.count("score_top_rank") == 30
+    assert bridge.find_order(dataset, "score", selection="top")[1]["rank_field"] == "score_top_rank"
