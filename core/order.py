@@ -83,6 +83,7 @@ import numba
 import numpy as np
 
 from . import KERNEL_CACHE, params
+from .duplicates import REFERENCE_NEIGHBOR, default_radius
 
 __all__ = [
     "ORDERS",
@@ -93,6 +94,7 @@ __all__ = [
     "kept_positions",
     "ranks_from_order",
     "class_counts",
+    "order_uses",
 ]
 
 ORDERS = ("top", "ccs", "cluster", "coverage", "prototype")
@@ -113,10 +115,10 @@ BLOCK_SIZE = 2048
 BRANCH = 32
 #: rows of the subsample each blocking k-means is fitted on
 BLOCK_FIT_ROWS = 16384
-#: neighbour used by the outlier guard
-GUARD_NEIGHBOR = 10
-#: robust z (MADs above the median) beyond which the guard defers a sample
-GUARD_MADS = 6.0
+#: neighbour used by the outlier guard: a sample with two close neighbours is not isolated
+GUARD_NEIGHBOR = 2
+#: the guard defers a sample whose GUARD_NEIGHBOR-th neighbour is this many times farther than typical
+GUARD_RATIO = 2.0
 
 _ROWS = 32768  # rows per chunk when scanning the embeddings
 
@@ -503,22 +505,35 @@ def _ccs_order(pri, rng):
 
 
 def _blocked_order(solver, pos, pri, emb, rng_seed, report):
-    """Splits ``pos`` into blocks of at most BLOCK_SIZE, orders each, merges by quota."""
+    """Splits ``pos`` into blocks of at most BLOCK_SIZE and orders each in three tiers.
+
+    Per block (:func:`_tiers`): the kept tier (one representative per
+    near-duplicate group, isolated samples left out) ordered by ``solver``,
+    then the extra near-duplicate copies, then the isolated samples. Each tier
+    is merged over the blocks by quota and the tiers are concatenated, so
+    extra copies and isolated samples are the first pruned in the whole order.
+    """
     rng = np.random.default_rng(rng_seed)
     if len(pos) <= BLOCK_SIZE:
         blocks = [np.arange(len(pos))]
     else:
         blocks = _split_blocks(emb, pos, rng, report.sub(0.0, 0.1))
     report = report.sub(0.1 if len(blocks) > 1 else 0.0, 1.0)
-    parts = []
+    tiers = ([], [], [])
     done = 0
     for b, local in enumerate(blocks):
         x = _block_matrix(emb, pos[local])
-        bl = solver(x, pri[local], np.random.default_rng(list(rng_seed) + [b]))
-        parts.append(pos[local[bl]])
+        dist = _distances(x)
+        main, extras, late = _tiers(dist, pri[local])
+        sub = dist[np.ix_(main, main)]
+        del dist
+        first = main[solver(sub, x[main], pri[local][main], np.random.default_rng(list(rng_seed) + [b]))]
+        del sub
+        for tier, part in zip(tiers, (first, extras, late)):
+            tier.append(pos[local[part]])
         done += len(local)
         report(done / len(pos))
-    return _quota_merge(parts)
+    return np.concatenate([_quota_merge(t) for t in tiers])
 
 
 def _block_matrix(emb, rows):
@@ -577,31 +592,83 @@ def _distances(x):
     return d
 
 
-def _isolation(dist):
-    """Distance of every sample to its GUARD_NEIGHBOR-th neighbour (0 if none)."""
+def _kth_neighbour(dist, k):
+    """Distance of every sample to its ``k``-th neighbour (capped at n - 1; 0 if none)."""
     n = len(dist)
-    k = min(GUARD_NEIGHBOR, n - 1)
+    k = min(k, n - 1)
     if k < 1:
         return np.zeros(n)
     return np.partition(dist, k, axis=1)[:, k]
 
 
+def _isolation(dist):
+    """Distance of every sample to its GUARD_NEIGHBOR-th neighbour (0 if none)."""
+    return _kth_neighbour(dist, GUARD_NEIGHBOR)
+
+
 def _outlier_mask(dist, kd=None):
-    """True for samples whose GUARD_NEIGHBOR-th neighbour is unusually far."""
+    """True for isolated samples: GUARD_NEIGHBOR-th neighbour farther than GUARD_RATIO x the median.
+
+    A member of a small tight group (three or more samples) has its
+    GUARD_NEIGHBOR-th neighbour inside the group, so only single samples
+    (and pairs) far from everything are deferred.
+    """
     kd = _isolation(dist) if kd is None else kd
     med = np.median(kd) if len(kd) else 0.0
-    mad = np.median(np.abs(kd - med)) if len(kd) else 0.0
-    if mad == 0:  # no spread to measure (tiny input, mostly duplicates): no guard
+    if med == 0:  # no typical distance (tiny input, mostly duplicates): no guard
         return np.zeros(len(kd), bool)
-    return kd > med + GUARD_MADS * 1.4826 * mad
+    return kd > GUARD_RATIO * med
 
 
-def _guarded(dist, pri):
-    """Inlier mask, and the outliers in their order: least isolated first, then priority."""
-    kd = _isolation(dist)
-    out = _outlier_mask(dist, kd)
-    late = np.flatnonzero(out)
-    return ~out, late[np.lexsort((pri[late], kd[late]))]
+def _duplicate_groups(dist):
+    """Near-duplicate group of every sample (connected components of close pairs).
+
+    A pair is close when its distance is below :func:`.duplicates.default_radius`
+    of the block (RADIUS_RATIO x the median distance to the REFERENCE_NEIGHBOR-th
+    neighbour), or zero up to rounding (exact copies always count).
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    radius = default_radius(_kth_neighbour(dist, REFERENCE_NEIGHBOR))
+    close = dist < max(radius, 1e-6 * float(dist.max(initial=0.0)))
+    return connected_components(csr_matrix(close), directed=False)[1]
+
+
+def _tiers(dist, pri):
+    """Local index arrays ``(main, extras, late)`` of a block.
+
+    ``main``: one representative per near-duplicate group (the best
+    ``priority``), isolated representatives left out; ``extras``: the other
+    copies in rounds (the second copy of every group, then the third, ...;
+    by priority inside a round), so a group keeps one member until all its
+    copies are gone; ``late``: the groups of isolated representatives, least
+    isolated first (then priority), each its representative then its copies.
+    Isolation is measured among the representatives, so copies do not hide a
+    junk sample.
+    """
+    n = len(dist)
+    group = _duplicate_groups(dist)
+    by = np.lexsort((pri, group))  # group by group, best priority first
+    start = np.r_[True, group[by][1:] != group[by][:-1]]
+    run = np.arange(n) - np.maximum.accumulate(np.where(start, np.arange(n), 0))  # copy number in group
+    copy = np.empty(n, dtype=np.int64)
+    copy[by] = run
+    reps = np.flatnonzero(copy == 0)
+    kd = _isolation(dist[np.ix_(reps, reps)])
+    isolated = _outlier_mask(None, kd)
+    group_kd = np.full(group.max() + 1, -1.0)
+    group_kd[group[reps[isolated]]] = kd[isolated]
+    junk = group_kd[group] >= 0
+    main = reps[~isolated]
+    rest = np.flatnonzero((copy > 0) & ~junk)
+    extras = rest[np.lexsort((pri[rest], copy[rest]))]
+    late = np.flatnonzero(junk)
+    group_pri = np.zeros(len(group_kd), dtype=np.int64)
+    group_pri[group[reps]] = pri[reps]
+    # junk groups least isolated first (ties: priority), each its representative then its copies
+    late = late[np.lexsort((copy[late], group_pri[group[late]], group_kd[group[late]]))]
+    return main, extras, late
 
 
 @numba.njit(nogil=True, cache=KERNEL_CACHE)
@@ -691,24 +758,26 @@ def _farthest_first(dist, prefix, allowed, priority):  # pragma: no cover - numb
     return order[:k]
 
 
-def _prototype_block(x, pri, rng):
-    """Facility location for the first PROTOTYPE_FRACTION, then farthest-first; outliers last."""
-    n = len(x)
-    dist = _distances(x)
-    inlier, late = _guarded(dist, pri)
-    count = min(int(inlier.sum()), max(1, int(math.ceil(PROTOTYPE_FRACTION * n))))
+def _prototype_block(dist, x, pri, rng):
+    """Facility location for the first PROTOTYPE_FRACTION, then farthest-first."""
+    n = len(dist)
+    if n <= 1:
+        return np.arange(n)
+    everyone = np.ones(n, bool)
+    count = max(1, int(math.ceil(PROTOTYPE_FRACTION * n)))
     sim = dist.max() - dist
-    prefix = _facility_location(sim, count, inlier, pri)
+    prefix = _facility_location(sim, count, everyone, pri)
     del sim
-    return np.concatenate([_farthest_first(dist, prefix, inlier, pri), late])
+    return _farthest_first(dist, prefix, everyone, pri)
 
 
-def _coverage_block(x, pri, rng):
-    """k-center greedy from a seeded random inlier; outliers last."""
-    dist = _distances(x)
-    inlier, late = _guarded(dist, pri)
-    first = np.array([rng.choice(np.flatnonzero(inlier))], dtype=np.int64)
-    return np.concatenate([_farthest_first(dist, first, inlier, pri), late])
+def _coverage_block(dist, x, pri, rng):
+    """k-center greedy from a seeded random start."""
+    n = len(dist)
+    if n <= 1:
+        return np.arange(n)
+    first = np.array([rng.integers(n)], dtype=np.int64)
+    return _farthest_first(dist, first, np.ones(n, bool), pri)
 
 
 def _kmeans_seeds(d2, k, rng):
@@ -728,16 +797,15 @@ def _kmeans_seeds(d2, k, rng):
     return np.asarray(seeds, dtype=np.int64)
 
 
-def _cluster_block(x, pri, rng):
-    """k-means, best score first inside a cluster, clusters merged by the quota rule."""
+def _cluster_block(dist, x, pri, rng):
+    """k-means; every cluster's best sample first, then the rest merged by the quota rule."""
     from sklearn.cluster import KMeans
 
-    n = len(x)
+    n = len(dist)
     k = max(1, min(n, int(round(n / CLUSTER_SIZE))))
     if k == 1:
         return np.argsort(pri, kind="stable")
-    d2 = _distances(x)
-    d2 *= d2
+    d2 = dist * dist
     # k-means++ seeds from the block's distances (sklearn's own seeding costs more
     # than the Lloyd iterations here), then Lloyd
     init = x[_kmeans_seeds(d2, k, rng)]
@@ -751,4 +819,22 @@ def _cluster_block(x, pri, rng):
         members = np.flatnonzero(lab == c)
         if len(members):
             parts.append(members[np.argsort(pri[members], kind="stable")])
-    return _quota_merge(parts)
+    merged = _quota_merge(parts)
+    head = np.zeros(n, bool)
+    head[[p[0] for p in parts]] = True
+    # the heads first (a small distinct cluster keeps its best sample while any cluster is kept)
+    return np.concatenate([merged[head[merged]], merged[~head[merged]]])
+
+
+_USES = {
+    "prototype": "embeddings only (the score just breaks ties, e.g. which near-duplicate stays)",
+    "coverage": "embeddings only, farthest-first (the score just breaks ties, e.g. which near-duplicate stays)",
+    "cluster": "score within clusters of the embeddings",
+    "ccs": "score strata (every score range kept evenly)",
+    "top": "score only (best scores first)",
+}
+
+
+def order_uses(mode):
+    """One line saying what the order of ``mode`` uses (for the panel and saved-view descriptions)."""
+    return _USES[params.choice("mode", mode, ORDERS)]
