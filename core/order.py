@@ -115,6 +115,9 @@ BLOCK_SIZE = 2048
 BRANCH = 32
 #: rows of the subsample each blocking k-means is fitted on
 BLOCK_FIT_ROWS = 16384
+#: facility-location gains within this fraction of the best count as equal (the score decides);
+#: 0: the score breaks exact ties only (score-steered variants were measured, see the module docstring)
+SCORE_TOLERANCE = 0.0
 #: neighbour used by the outlier guard: a sample with two close neighbours is not isolated
 GUARD_NEIGHBOR = 2
 #: the guard defers a sample whose GUARD_NEIGHBOR-th neighbour is this many times farther than typical
@@ -512,6 +515,8 @@ def _blocked_order(solver, pos, pri, emb, rng_seed, report):
     then the extra near-duplicate copies, then the isolated samples. Each tier
     is merged over the blocks by quota and the tiers are concatenated, so
     extra copies and isolated samples are the first pruned in the whole order.
+    Isolation is judged against the typical distance over all blocks, so a
+    far sample that k-means split off into a tiny block still counts as isolated.
     """
     rng = np.random.default_rng(rng_seed)
     if len(pos) <= BLOCK_SIZE:
@@ -519,16 +524,22 @@ def _blocked_order(solver, pos, pri, emb, rng_seed, report):
     else:
         blocks = _split_blocks(emb, pos, rng, report.sub(0.0, 0.1))
     report = report.sub(0.1 if len(blocks) > 1 else 0.0, 1.0)
+    found = []
+    for local in blocks:  # near-duplicate groups and isolation, block by block
+        found.append(_groups(_distances(_block_matrix(emb, pos[local])), pri[local], single=len(blocks) == 1))
+    kd = np.concatenate([f[3] for f in found])
+    kd = kd[np.isfinite(kd)]
+    threshold = GUARD_RATIO * np.median(kd) if len(kd) else np.inf
     tiers = ([], [], [])
     done = 0
-    for b, local in enumerate(blocks):
-        x = _block_matrix(emb, pos[local])
-        dist = _distances(x)
-        main, extras, late = _tiers(dist, pri[local])
-        sub = dist[np.ix_(main, main)]
-        del dist
-        first = main[solver(sub, x[main], pri[local][main], np.random.default_rng(list(rng_seed) + [b]))]
-        del sub
+    for b, (local, f) in enumerate(zip(blocks, found)):
+        main, extras, late = _tiers(*f, pri[local], threshold)
+        first = main
+        if len(main) > 1:
+            x = _block_matrix(emb, pos[local[main]])
+            sub = _distances(x)
+            first = main[solver(sub, x, pri[local][main], np.random.default_rng(list(rng_seed) + [b]))]
+            del sub
         for tier, part in zip(tiers, (first, extras, late)):
             tier.append(pos[local[part]])
         done += len(local)
@@ -635,17 +646,15 @@ def _duplicate_groups(dist):
     return connected_components(csr_matrix(close), directed=False)[1]
 
 
-def _tiers(dist, pri):
-    """Local index arrays ``(main, extras, late)`` of a block.
+def _groups(dist, pri, single=True):
+    """Near-duplicate groups of a block: ``(group, copy, reps, kd)``.
 
-    ``main``: one representative per near-duplicate group (the best
-    ``priority``), isolated representatives left out; ``extras``: the other
-    copies in rounds (the second copy of every group, then the third, ...;
-    by priority inside a round), so a group keeps one member until all its
-    copies are gone; ``late``: the groups of isolated representatives, least
-    isolated first (then priority), each its representative then its copies.
-    Isolation is measured among the representatives, so copies do not hide a
-    junk sample.
+    ``group``: group id per sample; ``copy``: rank in its group (0 = the
+    representative, the best ``priority``); ``reps``: the representatives;
+    ``kd``: their isolation among the representatives (the GUARD_NEIGHBOR-th
+    neighbour's distance; infinite when one of several blocks has too few
+    representatives to measure it, i.e. k-means split them off). Isolation is
+    measured among the representatives, so copies do not hide a junk sample.
     """
     n = len(dist)
     group = _duplicate_groups(dist)
@@ -655,8 +664,24 @@ def _tiers(dist, pri):
     copy = np.empty(n, dtype=np.int64)
     copy[by] = run
     reps = np.flatnonzero(copy == 0)
-    kd = _isolation(dist[np.ix_(reps, reps)])
-    isolated = _outlier_mask(None, kd)
+    if not single and len(reps) <= GUARD_NEIGHBOR:
+        kd = np.full(len(reps), np.inf)
+    else:
+        kd = _isolation(dist[np.ix_(reps, reps)])
+    return group, copy, reps, kd
+
+
+def _tiers(group, copy, reps, kd, pri, threshold):
+    """Local index arrays ``(main, extras, late)`` of a block.
+
+    ``main``: one representative per near-duplicate group, isolated ones
+    (``kd > threshold``, a positive threshold) left out; ``extras``: the other
+    copies in rounds (the second copy of every group, then the third, ...;
+    by priority inside a round), so a group keeps one member until all its
+    copies are gone; ``late``: the groups of isolated representatives, least
+    isolated first (then priority), each its representative then its copies.
+    """
+    isolated = kd > threshold if threshold > 0 else np.zeros(len(reps), bool)
     group_kd = np.full(group.max() + 1, -1.0)
     group_kd[group[reps[isolated]]] = kd[isolated]
     junk = group_kd[group] >= 0
@@ -672,12 +697,13 @@ def _tiers(dist, pri):
 
 
 @numba.njit(nogil=True, cache=KERNEL_CACHE)
-def _facility_location(sim, count, allowed, priority):  # pragma: no cover - numba
+def _facility_location(sim, count, allowed, priority, tol=0.0):  # pragma: no cover - numba
     """Greedy facility location on a symmetric similarity matrix.
 
     Maximises sum_i max_{j in S} sim[i, j] (cover starts at 0), choosing among
-    ``allowed``; equal gains go to the lower ``priority``. Gains are updated
-    incrementally for the samples whose best cover changed.
+    ``allowed``; gains within ``tol`` (relative) of the best count as equal
+    and go to the lower ``priority``. Gains are updated incrementally for the
+    samples whose best cover changed.
     """
     n = sim.shape[0]
     gain = np.zeros(n)
@@ -691,17 +717,18 @@ def _facility_location(sim, count, allowed, priority):  # pragma: no cover - num
     out = np.empty(count, np.int64)
     k = 0
     for _ in range(count):
-        best = -1
         bg = -np.inf
+        for i in range(n):
+            if not taken[i] and allowed[i] and gain[i] > bg:
+                bg = gain[i]
+        if bg == -np.inf:
+            break
+        floor = bg - tol * abs(bg)
+        best = -1
         bp = np.iinfo(np.int64).max
         for i in range(n):
-            if taken[i] or not allowed[i]:
-                continue
-            g = gain[i]
-            if g > bg or (g == bg and priority[i] < bp):
-                best, bg, bp = i, g, priority[i]
-        if best < 0:
-            break
+            if not taken[i] and allowed[i] and gain[i] >= floor and priority[i] < bp:
+                best, bp = i, priority[i]
         out[k] = best
         k += 1
         taken[best] = True
@@ -766,7 +793,7 @@ def _prototype_block(dist, x, pri, rng):
     everyone = np.ones(n, bool)
     count = max(1, int(math.ceil(PROTOTYPE_FRACTION * n)))
     sim = dist.max() - dist
-    prefix = _facility_location(sim, count, everyone, pri)
+    prefix = _facility_location(sim, count, everyone, pri, SCORE_TOLERANCE)
     del sim
     return _farthest_first(dist, prefix, everyone, pri)
 
