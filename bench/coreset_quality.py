@@ -581,13 +581,15 @@ def long_tail_methods(data, zs, seed, extra_variants=False):
     if extra_variants:
         import coreset_curation.core.order as co
 
-        for tol in (0.001, 0.01, 0.05):
-            saved = co.SCORE_TOLERANCE
-            co.SCORE_TOLERANCE = tol
+        tries = {f"default, ZCore decides FL gains within {tol:g}": ("SCORE_TOLERANCE", tol) for tol in (0.001, 0.01, 0.05)}
+        tries["default, FL weighs copies (group size)"] = ("COPIES_WEIGHT", not co.COPIES_WEIGHT)
+        for name, (attr, value) in tries.items():
+            saved = getattr(co, attr)
+            setattr(co, attr, value)
             try:
-                methods[f"default, ZCore decides FL gains within {tol:g}"] = [coreset_order(zs, embeddings=emb, seed=seed)]
+                methods[name] = [coreset_order(zs, embeddings=emb, seed=seed)]
             finally:
-                co.SCORE_TOLERANCE = saved
+                setattr(co, attr, saved)
     return methods
 
 
