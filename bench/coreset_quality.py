@@ -38,6 +38,28 @@ of nested levels (each level's new samples moved to the sample nearest their
 cluster's centroid with the earlier levels fixed), and the default on
 k-means blocks of at most 256 samples (as the blocked path runs at scale).
 
+Long-tailed benchmarks (``--long-tail``; checked by ``bench/long_tail.py``),
+shaped like curation data, seeds 0-2 (each seed a new draw of the data and
+the corruption, ZCore at 10^5 iterations, the orders with that seed):
+
+* ``digits``: the train split above with class sizes falling geometrically
+  from 100 to 5 (digits 1, 2, 3, 4, 5, 7, 0, 8, 6, 9: the rare 0 and 6 are
+  well separated, the rare 8 and 9 overlap 1 and 3/5); embeddings PCA-32 of
+  the corrupted pixels, probe on the pixels / 16, test on the untouched
+  balanced test split.
+* ``synthetic``: 12 classes of 3 Gaussian sub-clusters in 32-d, sizes 400
+  to 5; the rare classes 8 and 10 far from the rest, 9 and 11 centred inside
+  classes 0 and 1 (overlapping); probe on the embeddings, 60 test samples per
+  class.
+
+Both get planted near-duplicates (20 % of the set: copies of random samples,
+1-4 per source, with small noise), 5 % junk (uniform noise images / far
+Gaussian points, random labels) and 3 % wrong labels. Per rate (50, 70, 90,
+95 %) and row: probe accuracy (``LogisticRegression``), the smallest class's
+kept count, and the extra duplicate copies kept (beyond one per planted
+group). Random subsets (3 per seed) and k-center greedy are rows; with
+``--variants`` also the score-steered variants of the default.
+
 Writes ``bench/out/coreset_quality.png`` (matplotlib); ``--update-docs``
 copies it to ``docs/coreset_quality.png``. The last line is
 ``default order: NAME; max shortfall vs per-rate prototype: X; margin vs
