@@ -97,7 +97,11 @@ block is copied to float64) and time about O(n * BLOCK_SIZE * d). Measured
 with ``bench/order_speed.py`` on 1,000,000 x 512 float32 clustered data
 (1.91 GiB) on 2 shared cores: ``"prototype"`` 143 s, ``"coverage"`` 60 s,
 ``"cluster"`` 252 s, ``"ccs"`` 1.7 s, ``"top"`` 0.6 s; peak RSS 2.52 GiB
-(1.32x the matrix, the matrix included).
+(1.32x the matrix, the matrix included). These figures predate the three
+tiers, which read every block twice (near-duplicates and isolation first,
+then the order over the representatives): ``"prototype"`` on 100,000 x 128
+clustered data took 30-54 s against 17-37 s before (two runs each, load
+average ~19 on 2 cores); not re-measured at 1M.
 """
 
 import heapq
