@@ -662,6 +662,9 @@ def print_long_tail(results, facts):
                              f"{np.mean([v['classes'][smallest] for v in m]):.1f} / "
                              f"{np.mean([v['dups'] for v in m]):.0f}")
             print(f"{name:<{WIDTH}}" + " ".join(f"{c:>17}" for c in cells))
+        print(f"junk kept (of {f['junk']}), mean over seeds")
+        for name, cell in rows.items():
+            print(f"{name:<{WIDTH}}" + " ".join(f"{np.mean([v['junk'] for v in cell[r]]):>17.1f}" for r in LT_RATES))
 
 
 # ----------------------------------------------------------------- main
