@@ -529,7 +529,9 @@ def long_tail_data(variant, seed):
         X, y = load_digits(return_X_y=True)
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.4, random_state=0, stratify=y)
         sizes = geometric_sizes(100, 5, 10)
-        keep = np.concatenate([rng.choice(np.flatnonzero(ytr == d), s, replace=False) for d, s in zip(LT_DIGITS, sizes)])
+        keep = np.concatenate(
+            [rng.choice(np.flatnonzero(ytr == d), s, replace=False) for d, s in zip(LT_DIGITS, sizes)]
+        )
         x, yy = Xtr[keep], ytr[keep]
         x, ys, true, groups = _corrupt(
             x, yy, rng,
@@ -537,7 +539,8 @@ def long_tail_data(variant, seed):
             junk=lambda m: rng.uniform(0, 16, (m, x.shape[1])),
         )
         emb = PCA(32, random_state=0).fit(x).transform(x)
-        return dict(x=x / 16, y=ys, true=true, groups=groups, emb=emb, xte=Xte / 16, yte=yte, sizes=dict(zip(LT_DIGITS, sizes)))
+        return dict(x=x / 16, y=ys, true=true, groups=groups, emb=emb, xte=Xte / 16, yte=yte,
+                    sizes=dict(zip(LT_DIGITS, sizes)))
     # synthetic clustered embeddings: 12 classes of 3 sub-clusters in 32-d; classes 8 and 10 far away
     # from the rest (well separated), 9 and 11 centred 2 units from classes 0 and 1 (overlapping)
     d, k = 32, 12
@@ -603,7 +606,8 @@ def long_tail_methods(data, zs, seed, extra_variants=False):
     if extra_variants:
         import coreset_curation.core.order as co
 
-        tries = {f"default, ZCore decides FL gains within {tol:g}": ("SCORE_TOLERANCE", tol) for tol in (0.001, 0.01, 0.05)}
+        tries = {f"default, ZCore decides FL gains within {tol:g}": ("SCORE_TOLERANCE", tol)
+                 for tol in (0.001, 0.01, 0.05)}
         tries["default, FL weighs copies (group size)"] = ("COPIES_WEIGHT", not co.COPIES_WEIGHT)
         for name, (attr, value) in tries.items():
             saved = getattr(co, attr)
