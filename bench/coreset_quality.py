@@ -38,6 +38,28 @@ of nested levels (each level's new samples moved to the sample nearest their
 cluster's centroid with the earlier levels fixed), and the default on
 k-means blocks of at most 256 samples (as the blocked path runs at scale).
 
+Long-tailed benchmarks (``--long-tail``; checked by ``bench/long_tail.py``),
+shaped like curation data, seeds 0-2 (each seed a new draw of the data and
+the corruption, ZCore at 10^5 iterations, the orders with that seed):
+
+* ``digits``: the train split above with class sizes falling geometrically
+  from 100 to 5 (digits 1, 2, 3, 4, 5, 7, 0, 8, 6, 9: the rare 0 and 6 are
+  well separated, the rare 8 and 9 overlap 1 and 3/5); embeddings PCA-32 of
+  the corrupted pixels, probe on the pixels / 16, test on the untouched
+  balanced test split.
+* ``synthetic``: 12 classes of 3 Gaussian sub-clusters in 32-d, sizes 400
+  to 5; the rare classes 8 and 10 far from the rest, 9 and 11 centred inside
+  classes 0 and 1 (overlapping); probe on the embeddings, 60 test samples per
+  class.
+
+Both get planted near-duplicates (20 % of the set: copies of random samples,
+1-4 per source, with small noise), 5 % junk (uniform noise images / far
+Gaussian points, random labels) and 3 % wrong labels. Per rate (50, 70, 90,
+95 %) and row: probe accuracy (``LogisticRegression``), the smallest class's
+kept count, and the extra duplicate copies kept (beyond one per planted
+group). Random subsets (3 per seed) and k-center greedy are rows; with
+``--variants`` also the score-steered variants of the default.
+
 Writes ``bench/out/coreset_quality.png`` (matplotlib); ``--update-docs``
 copies it to ``docs/coreset_quality.png``. The last line is
 ``default order: NAME; max shortfall vs per-rate prototype: X; margin vs
@@ -453,6 +475,202 @@ def variants(benchmarks, references, log):
             print(f"{name:<{WIDTH}}" + " ".join(f"{d:>+10.3f}" for d in diff) + f" {np.mean(diff):+7.4f}", flush=True)
 
 
+# ------------------------------------------------------------ long tail
+
+LT_RATES = (0.5, 0.7, 0.9, 0.95)
+LT_SEEDS = (0, 1, 2)
+LT_RANDOM_DRAWS = 3  # random subsets per seed
+LT_ZCORE_SAMPLES = 100_000
+LT_DUP_SHARE, LT_JUNK_SHARE, LT_WRONG_SHARE = 0.20, 0.05, 0.03
+#: digits: the digit given each class size (most to fewest); 0 and 6 are well separated, 8 and 9 overlap others
+LT_DIGITS = (1, 2, 3, 4, 5, 7, 0, 8, 6, 9)
+LT_VARIANTS = ("digits", "synthetic")
+KCENTER = "k-center greedy (random start)"
+
+
+def geometric_sizes(largest, smallest, count):
+    """Class sizes falling geometrically from ``largest`` to ``smallest``."""
+    return [int(round(largest * (smallest / largest) ** (k / (count - 1)))) for k in range(count)]
+
+
+def _corrupt(x, y, rng, copy_noise, junk):
+    """Adds planted near-duplicate groups and junk, and flips some labels.
+
+    Returns x, y (noisy labels), true class (-1 for junk), duplicate group id
+    (-1 outside a planted group; the source sample belongs to its group).
+    """
+    n_clean = len(x)
+    n = int(round(n_clean / (1 - LT_DUP_SHARE - LT_JUNK_SHARE)))
+    n_dup, n_junk = int(round(LT_DUP_SHARE * n)), n - n_clean - int(round(LT_DUP_SHARE * n))
+    group = np.full(n_clean, -1)
+    src, copies = [], []
+    while len(copies) < n_dup:  # sources of 1-4 copies each, drawn without replacement
+        s = int(rng.choice(np.flatnonzero(group == -1)))
+        group[s] = len(src)
+        src.append(s)
+        copies += [s] * min(int(rng.integers(1, 5)), n_dup - len(copies))
+    copies = np.asarray(copies)
+    xd = copy_noise(x[copies])
+    xj, yj = junk(n_junk), rng.integers(0, y.max() + 1, n_junk)
+    xs = np.concatenate([x, xd, xj])
+    true = np.concatenate([y, y[copies], np.full(n_junk, -1)])
+    ys = np.concatenate([y, y[copies], yj])
+    groups = np.concatenate([group, group[copies], np.full(n_junk, -1)])
+    wrong = rng.choice(np.flatnonzero(true >= 0), int(round(LT_WRONG_SHARE * n)), replace=False)
+    ys[wrong] = (ys[wrong] + rng.integers(1, y.max() + 1, len(wrong))) % (y.max() + 1)
+    perm = rng.permutation(n)
+    return xs[perm], ys[perm], true[perm], groups[perm]
+
+
+def long_tail_data(variant, seed):
+    """One long-tailed benchmark: dict with train/test features, embeddings and the planted truth."""
+    rng = np.random.default_rng([seed, LT_VARIANTS.index(variant)])
+    if variant == "digits":
+        X, y = load_digits(return_X_y=True)
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.4, random_state=0, stratify=y)
+        sizes = geometric_sizes(100, 5, 10)
+        keep = np.concatenate(
+            [rng.choice(np.flatnonzero(ytr == d), s, replace=False) for d, s in zip(LT_DIGITS, sizes)]
+        )
+        x, yy = Xtr[keep], ytr[keep]
+        x, ys, true, groups = _corrupt(
+            x, yy, rng,
+            copy_noise=lambda v: np.clip(v + rng.normal(0, 0.25, v.shape), 0, 16),
+            junk=lambda m: rng.uniform(0, 16, (m, x.shape[1])),
+        )
+        emb = PCA(32, random_state=0).fit(x).transform(x)
+        return dict(x=x / 16, y=ys, true=true, groups=groups, emb=emb, xte=Xte / 16, yte=yte,
+                    sizes=dict(zip(LT_DIGITS, sizes)))
+    # synthetic clustered embeddings: 12 classes of 3 sub-clusters in 32-d; classes 8 and 10 far away
+    # from the rest (well separated), 9 and 11 centred 2 units from classes 0 and 1 (overlapping)
+    d, k = 32, 12
+    sizes = geometric_sizes(400, 5, k)
+    centre = rng.normal(0, 0.45, (k, d))
+    for c, far in ((8, 10.0), (10, 10.0)):
+        v = rng.normal(size=d)
+        centre[c] = far * v / np.linalg.norm(v)
+    for c, near in ((9, 0), (11, 1)):
+        v = rng.normal(size=d)
+        centre[c] = centre[near] + 2.0 * v / np.linalg.norm(v)
+    sub = centre[:, None, :] + rng.normal(0, 0.3, (k, 3, d))
+
+    def draw(counts):
+        lab = np.repeat(np.arange(k), counts)
+        pick = rng.integers(0, 3, len(lab))
+        return sub[lab, pick] + rng.normal(0, 1.0, (len(lab), d)), lab
+
+    x, yy = draw(sizes)
+    xte, yte = draw([60] * k)
+    x, ys, true, groups = _corrupt(
+        x, yy, rng,
+        copy_noise=lambda v: v + rng.normal(0, 0.05, v.shape),
+        junk=lambda m: rng.normal(0, 4.0, (m, d)),
+    )
+    return dict(x=x, y=ys, true=true, groups=groups, emb=x, xte=xte, yte=yte, sizes=dict(enumerate(sizes)))
+
+
+def lt_accuracy(data, kept):
+    y = data["y"][kept]
+    if len(np.unique(y)) < 2:
+        return float(np.mean(data["yte"] == y[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LogisticRegression(max_iter=2000).fit(data["x"][kept], y)
+    return model.score(data["xte"], data["yte"])
+
+
+def lt_measures(data, kept):
+    """Probe accuracy, kept count per class (true class), kept extra copies, largest kept share of a group."""
+    true, groups = data["true"][kept], data["groups"][kept]
+    per_group = np.bincount(groups[groups >= 0], minlength=data["groups"].max() + 1)
+    return dict(
+        acc=lt_accuracy(data, kept),
+        classes={c: int((true == c).sum()) for c in data["sizes"]},
+        dups=int(np.maximum(per_group - 1, 0).sum()),
+        max_group=int(per_group.max()) if len(per_group) else 0,
+        junk=int((true == -1).sum()),
+    )
+
+
+def long_tail_methods(data, zs, seed, extra_variants=False):
+    """name -> list of orders (one per draw) for one seed of one variant."""
+    emb = data["emb"]
+    n = len(emb)
+    rng = np.random.default_rng([seed, 99])
+    methods = {
+        "random": [rng.permutation(n) for _ in range(LT_RANDOM_DRAWS)],
+        KCENTER: [kcenter_greedy(emb, n, seed)],
+    }
+    for mode in ORDERS:
+        methods[order_label(mode)] = [coreset_order(zs, embeddings=emb, mode=mode, seed=seed)]
+    if extra_variants:
+        import coreset_curation.core.order as co
+
+        tries = {f"default, ZCore decides FL gains within {tol:g}": ("SCORE_TOLERANCE", tol)
+                 for tol in (0.001, 0.01, 0.05)}
+        tries["default, FL weighs copies (group size)"] = ("COPIES_WEIGHT", not co.COPIES_WEIGHT)
+        for name, (attr, value) in tries.items():
+            saved = getattr(co, attr)
+            setattr(co, attr, value)
+            try:
+                methods[name] = [coreset_order(zs, embeddings=emb, seed=seed)]
+            finally:
+                setattr(co, attr, saved)
+    return methods
+
+
+def long_tail_results(log, seeds=LT_SEEDS, extra_variants=False):
+    """{variant: {method: {rate: [measures per seed (draws averaged)]}}}, and data facts per variant."""
+    results, facts = {}, {}
+    for variant in LT_VARIANTS:
+        results[variant] = {}
+        for seed in seeds:
+            t = time.perf_counter()
+            data = long_tail_data(variant, seed)
+            n = len(data["y"])
+            if seed == seeds[0]:
+                full = lt_accuracy(data, np.arange(n))
+                facts[variant] = dict(n=n, sizes=data["sizes"], full=full, junk=int((data["true"] == -1).sum()),
+                                      dups=int((data["groups"] >= 0).sum()), groups=int(data["groups"].max() + 1))
+            zs = zcore_scores(data["emb"], n_samples=LT_ZCORE_SAMPLES, seed=seed)
+            for name, orders in long_tail_methods(data, zs, seed, extra_variants).items():
+                cell = results[variant].setdefault(name, {r: [] for r in LT_RATES})
+                for r in LT_RATES:
+                    got = [lt_measures(data, np.sort(o[: kept_count(n, r)])) for o in orders]
+                    cell[r].append(dict(
+                        acc=float(np.mean([g["acc"] for g in got])),
+                        classes={c: min(g["classes"][c] for g in got) for c in data["sizes"]},
+                        dups=float(np.mean([g["dups"] for g in got])),
+                        max_group=max(g["max_group"] for g in got),
+                        junk=float(np.mean([g["junk"] for g in got])),
+                    ))
+            log(f"  {variant} seed {seed}: {n} samples, {time.perf_counter() - t:.1f} s")
+    return results, facts
+
+
+def print_long_tail(results, facts):
+    for variant, rows in results.items():
+        f = facts[variant]
+        smallest = min(f["sizes"], key=f["sizes"].get)
+        print(f"\nLong-tailed {variant}: {f['n']} samples (class sizes {sorted(f['sizes'].values(), reverse=True)}; "
+              f"{f['dups']} in {f['groups']} planted near-duplicate groups, {f['junk']} junk, "
+              f"{LT_WRONG_SHARE:.0%} wrong labels); all data: {f['full']:.3f}")
+        print(f"cells: probe accuracy / smallest class ({f['sizes'][smallest]} samples) kept / extra duplicate "
+              f"copies kept; mean over seeds {LT_SEEDS}")
+        print(f"{'':<{WIDTH}}" + " ".join(f"{f'{int(round(r * 100))} %':>17}" for r in LT_RATES))
+        for name, cell in rows.items():
+            cells = []
+            for r in LT_RATES:
+                m = cell[r]
+                cells.append(f"{np.mean([v['acc'] for v in m]):.3f} / "
+                             f"{np.mean([v['classes'][smallest] for v in m]):.1f} / "
+                             f"{np.mean([v['dups'] for v in m]):.0f}")
+            print(f"{name:<{WIDTH}}" + " ".join(f"{c:>17}" for c in cells))
+        print(f"junk kept (of {f['junk']}), mean over seeds")
+        for name, cell in rows.items():
+            print(f"{name:<{WIDTH}}" + " ".join(f"{np.mean([v['junk'] for v in cell[r]]):>17.1f}" for r in LT_RATES))
+
+
 # ----------------------------------------------------------------- main
 
 
@@ -464,11 +682,18 @@ def main(argv=None):
     parser.add_argument("--no-brain", action="store_true", help="skip the FiftyOne Brain rows")
     parser.add_argument("--variants", action="store_true", help="also run the orders tried and not kept")
     parser.add_argument("--update-docs", action="store_true", help="copy the plot to docs/coreset_quality.png")
+    parser.add_argument("--long-tail", action="store_true",
+                        help="run only the long-tailed benchmarks (bench/long_tail.py checks them)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
 
     def log(msg):
         print(msg, flush=True)
+
+    if args.long_tail:
+        print_long_tail(*long_tail_results(log, extra_variants=args.variants))
+        log(f"total {time.perf_counter() - start:.0f} s")
+        return
 
     # ------------------------------------------------------------ clean
     data = load()

@@ -543,8 +543,8 @@ def save_coreset_view(
     query = {rank_field: {"$lt": kept}}
     description = (
         f"Coreset of {kept}/{scored} samples: prune {prune_rate:.0%} by {keep} '{score_field}' "
-        f"({order['selection']}{', stratified by ' + stratify_by if stratify_by else ''}); "
-        f"frozen on '{rank_field}'"
+        f"({order['selection']}{', stratified by ' + stratify_by if stratify_by else ''}: "
+        f"uses {core_order.order_uses(order['selection'])}); frozen on '{rank_field}'"
     )
     config = runs.make_config(
         runs.VIEW,

@@ -24,27 +24,52 @@ The modes (:data:`ORDERS`):
     0.2 at 100 %, as in the per-rate version).
 ``"cluster"``
     cluster-balanced: k-means with one cluster per :data:`CLUSTER_SIZE`
-    samples, best scores first inside a cluster, clusters merged so that
-    every prefix keeps every cluster at the same rate (within one sample).
+    samples, best scores first inside a cluster; every cluster's best sample
+    first (so a small distinct cluster is kept while any cluster is), then
+    the rest merged so that every prefix keeps every cluster at about the
+    same rate.
 ``"coverage"``
-    k-center greedy (farthest-first traversal) from a seeded random start
-    with an outlier guard: samples whose :data:`GUARD_NEIGHBOR`-th neighbour
-    is unusually far (median + :data:`GUARD_MADS` MADs) come after all the
-    others. The tail of a farthest-first order is the most redundant samples,
-    so they are pruned first.
+    k-center greedy (farthest-first traversal) from a seeded random start.
+    The tail of a farthest-first order is the most redundant samples, so
+    they are pruned first.
 ``"prototype"`` (:data:`DEFAULT_ORDER`)
     greedy facility location (k-median: each new sample is the one that most
     reduces the total distance from every sample to its nearest chosen one)
     for the first :data:`PROTOTYPE_FRACTION` of the order -- typical,
     representative samples while little is kept -- then a farthest-first
     continuation from that prefix, so what is pruned first at low rates is
-    the most redundant; the outlier guard of ``"coverage"`` puts isolated
-    samples last. **The score only breaks exact ties** (duplicates, equal
-    gains): the order is driven by the embeddings alone. On the digits
-    benchmark, weighting the facility-location gains by the ZCore score, or
-    adding a score bonus to them, lowered accuracy, and a Lloyd-style
-    refinement of nested levels gained nothing beyond noise (figures in
-    ``bench/coreset_quality.py``).
+    the most redundant. **The score only breaks exact ties** (equal gains,
+    and which copy of a near-duplicate group stays): the order is driven by
+    the embeddings alone. On the digits benchmark, weighting the
+    facility-location gains by the ZCore score, or adding a score bonus to
+    them, lowered accuracy, and a Lloyd-style refinement of nested levels
+    gained nothing beyond noise (figures in ``bench/coreset_quality.py``);
+    on the long-tailed benchmarks, letting the score decide among gains
+    within 0.1-5 % of the best (:data:`SCORE_TOLERANCE`) moved accuracy by
+    -0.016 to +0.009 with no consistent sign, so it stays at exact ties, and
+    weighting representatives by their near-duplicate group size
+    (:data:`COPIES_WEIGHT`) lost 0.04-0.09 at 90-95 % pruning.
+
+Every embedding order (:data:`EMBEDDING_ORDERS`) comes in three tiers, each
+merged over the blocks (below) by the quota rule:
+
+1. the order of the mode over one representative per near-duplicate group
+   (the best-scored copy), isolated samples left out;
+2. the other near-duplicate copies, in rounds: the second copy of every
+   group, then the third, ... So of a group of near-duplicates only one
+   representative stays until the others are gone: the extra copies are the
+   first pruned after the isolated samples. Two samples are near-duplicates
+   when closer than :func:`.duplicates.default_radius` (0.2 x the median
+   distance to the 10th neighbour in the block; exact copies always), and
+   a group is a connected set of such pairs: no threshold to tune;
+3. the isolated samples (the outlier guard, "junk"): representatives whose
+   :data:`GUARD_NEIGHBOR`-th (2nd) neighbour among the representatives is
+   more than :data:`GUARD_RATIO` x the typical such distance (the median
+   over all blocks) away, least isolated first, each followed by its copies.
+   A member of a small tight group (three or more samples, e.g. a rare
+   class) has its 2nd neighbour inside the group, so it is not taken for
+   junk: such a group keeps a member at about its share or better, while a
+   single sample far from everything goes last.
 
 ``keep="lowest"`` inverts the role of the score in every mode.
 
@@ -72,7 +97,11 @@ block is copied to float64) and time about O(n * BLOCK_SIZE * d). Measured
 with ``bench/order_speed.py`` on 1,000,000 x 512 float32 clustered data
 (1.91 GiB) on 2 shared cores: ``"prototype"`` 143 s, ``"coverage"`` 60 s,
 ``"cluster"`` 252 s, ``"ccs"`` 1.7 s, ``"top"`` 0.6 s; peak RSS 2.52 GiB
-(1.32x the matrix, the matrix included).
+(1.32x the matrix, the matrix included). These figures predate the three
+tiers, which read every block twice (near-duplicates and isolation first,
+then the order over the representatives): ``"prototype"`` on 100,000 x 128
+clustered data took 30-54 s against 17-37 s before (two runs each, load
+average ~19 on 2 cores); not re-measured at 1M.
 """
 
 import heapq
@@ -83,6 +112,7 @@ import numba
 import numpy as np
 
 from . import KERNEL_CACHE, params
+from .duplicates import REFERENCE_NEIGHBOR, default_radius
 
 __all__ = [
     "ORDERS",
@@ -93,6 +123,7 @@ __all__ = [
     "kept_positions",
     "ranks_from_order",
     "class_counts",
+    "order_uses",
 ]
 
 ORDERS = ("top", "ccs", "cluster", "coverage", "prototype")
@@ -113,10 +144,15 @@ BLOCK_SIZE = 2048
 BRANCH = 32
 #: rows of the subsample each blocking k-means is fitted on
 BLOCK_FIT_ROWS = 16384
-#: neighbour used by the outlier guard
-GUARD_NEIGHBOR = 10
-#: robust z (MADs above the median) beyond which the guard defers a sample
-GUARD_MADS = 6.0
+#: facility-location gains within this fraction of the best count as equal (the score decides);
+#: 0: the score breaks exact ties only (score-steered variants were measured, see the module docstring)
+SCORE_TOLERANCE = 0.0
+#: facility location weighs each representative by the size of its near-duplicate group
+COPIES_WEIGHT = False
+#: neighbour used by the outlier guard: a sample with two close neighbours is not isolated
+GUARD_NEIGHBOR = 2
+#: the guard defers a sample whose GUARD_NEIGHBOR-th neighbour is this many times farther than typical
+GUARD_RATIO = 2.0
 
 _ROWS = 32768  # rows per chunk when scanning the embeddings
 
@@ -503,22 +539,44 @@ def _ccs_order(pri, rng):
 
 
 def _blocked_order(solver, pos, pri, emb, rng_seed, report):
-    """Splits ``pos`` into blocks of at most BLOCK_SIZE, orders each, merges by quota."""
+    """Splits ``pos`` into blocks of at most BLOCK_SIZE and orders each in three tiers.
+
+    Per block (:func:`_tiers`): the kept tier (one representative per
+    near-duplicate group, isolated samples left out) ordered by ``solver``,
+    then the extra near-duplicate copies, then the isolated samples. Each tier
+    is merged over the blocks by quota and the tiers are concatenated, so
+    extra copies and isolated samples are the first pruned in the whole order.
+    Isolation is judged against the typical distance over all blocks, so a
+    far sample that k-means split off into a tiny block still counts as isolated.
+    """
     rng = np.random.default_rng(rng_seed)
     if len(pos) <= BLOCK_SIZE:
         blocks = [np.arange(len(pos))]
     else:
         blocks = _split_blocks(emb, pos, rng, report.sub(0.0, 0.1))
     report = report.sub(0.1 if len(blocks) > 1 else 0.0, 1.0)
-    parts = []
+    found = []
+    for local in blocks:  # near-duplicate groups and isolation, block by block
+        found.append(_groups(_distances(_block_matrix(emb, pos[local])), pri[local], single=len(blocks) == 1))
+    kd = np.concatenate([f[3] for f in found])
+    kd = kd[np.isfinite(kd)]
+    threshold = GUARD_RATIO * np.median(kd) if len(kd) else np.inf
+    tiers = ([], [], [])
     done = 0
-    for b, local in enumerate(blocks):
-        x = _block_matrix(emb, pos[local])
-        bl = solver(x, pri[local], np.random.default_rng(list(rng_seed) + [b]))
-        parts.append(pos[local[bl]])
+    for b, (local, f) in enumerate(zip(blocks, found)):
+        main, extras, late = _tiers(*f, pri[local], threshold)
+        first = main
+        if len(main) > 1:
+            x = _block_matrix(emb, pos[local[main]])
+            sub = _distances(x)
+            copies = np.bincount(f[0])[f[0][main]].astype(np.float64)  # group size of each representative
+            first = main[solver(sub, x, pri[local][main], np.random.default_rng(list(rng_seed) + [b]), copies)]
+            del sub
+        for tier, part in zip(tiers, (first, extras, late)):
+            tier.append(pos[local[part]])
         done += len(local)
         report(done / len(pos))
-    return _quota_merge(parts)
+    return np.concatenate([_quota_merge(t) for t in tiers])
 
 
 def _block_matrix(emb, rows):
@@ -577,64 +635,133 @@ def _distances(x):
     return d
 
 
-def _isolation(dist):
-    """Distance of every sample to its GUARD_NEIGHBOR-th neighbour (0 if none)."""
+def _kth_neighbour(dist, k):
+    """Distance of every sample to its ``k``-th neighbour (capped at n - 1; 0 if none)."""
     n = len(dist)
-    k = min(GUARD_NEIGHBOR, n - 1)
+    k = min(k, n - 1)
     if k < 1:
         return np.zeros(n)
     return np.partition(dist, k, axis=1)[:, k]
 
 
+def _isolation(dist):
+    """Distance of every sample to its GUARD_NEIGHBOR-th neighbour (0 if none)."""
+    return _kth_neighbour(dist, GUARD_NEIGHBOR)
+
+
 def _outlier_mask(dist, kd=None):
-    """True for samples whose GUARD_NEIGHBOR-th neighbour is unusually far."""
+    """True for isolated samples: GUARD_NEIGHBOR-th neighbour farther than GUARD_RATIO x the median.
+
+    A member of a small tight group (three or more samples) has its
+    GUARD_NEIGHBOR-th neighbour inside the group, so only single samples
+    (and pairs) far from everything are deferred.
+    """
     kd = _isolation(dist) if kd is None else kd
     med = np.median(kd) if len(kd) else 0.0
-    mad = np.median(np.abs(kd - med)) if len(kd) else 0.0
-    if mad == 0:  # no spread to measure (tiny input, mostly duplicates): no guard
+    if med == 0:  # no typical distance (tiny input, mostly duplicates): no guard
         return np.zeros(len(kd), bool)
-    return kd > med + GUARD_MADS * 1.4826 * mad
+    return kd > GUARD_RATIO * med
 
 
-def _guarded(dist, pri):
-    """Inlier mask, and the outliers in their order: least isolated first, then priority."""
-    kd = _isolation(dist)
-    out = _outlier_mask(dist, kd)
-    late = np.flatnonzero(out)
-    return ~out, late[np.lexsort((pri[late], kd[late]))]
+def _duplicate_groups(dist):
+    """Near-duplicate group of every sample (connected components of close pairs).
+
+    A pair is close when its distance is below :func:`.duplicates.default_radius`
+    of the block (RADIUS_RATIO x the median distance to the REFERENCE_NEIGHBOR-th
+    neighbour), or zero up to rounding (exact copies always count).
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    radius = default_radius(_kth_neighbour(dist, REFERENCE_NEIGHBOR))
+    close = dist < max(radius, 1e-6 * float(dist.max(initial=0.0)))
+    return connected_components(csr_matrix(close), directed=False)[1]
+
+
+def _groups(dist, pri, single=True):
+    """Near-duplicate groups of a block: ``(group, copy, reps, kd)``.
+
+    ``group``: group id per sample; ``copy``: rank in its group (0 = the
+    representative, the best ``priority``); ``reps``: the representatives;
+    ``kd``: their isolation among the representatives (the GUARD_NEIGHBOR-th
+    neighbour's distance; infinite when one of several blocks has too few
+    representatives to measure it, i.e. k-means split them off). Isolation is
+    measured among the representatives, so copies do not hide a junk sample.
+    """
+    n = len(dist)
+    group = _duplicate_groups(dist)
+    by = np.lexsort((pri, group))  # group by group, best priority first
+    start = np.r_[True, group[by][1:] != group[by][:-1]]
+    run = np.arange(n) - np.maximum.accumulate(np.where(start, np.arange(n), 0))  # copy number in group
+    copy = np.empty(n, dtype=np.int64)
+    copy[by] = run
+    reps = np.flatnonzero(copy == 0)
+    if not single and len(reps) <= GUARD_NEIGHBOR:
+        kd = np.full(len(reps), np.inf)
+    else:
+        kd = _isolation(dist[np.ix_(reps, reps)])
+    return group, copy, reps, kd
+
+
+def _tiers(group, copy, reps, kd, pri, threshold):
+    """Local index arrays ``(main, extras, late)`` of a block.
+
+    ``main``: one representative per near-duplicate group, isolated ones
+    (``kd > threshold``, a positive threshold) left out; ``extras``: the other
+    copies in rounds (the second copy of every group, then the third, ...;
+    by priority inside a round), so a group keeps one member until all its
+    copies are gone; ``late``: the groups of isolated representatives, least
+    isolated first (then priority), each its representative then its copies.
+    """
+    isolated = kd > threshold if threshold > 0 else np.zeros(len(reps), bool)
+    group_kd = np.full(group.max() + 1, -1.0)
+    group_kd[group[reps[isolated]]] = kd[isolated]
+    junk = group_kd[group] >= 0
+    main = reps[~isolated]
+    rest = np.flatnonzero((copy > 0) & ~junk)
+    extras = rest[np.lexsort((pri[rest], copy[rest]))]
+    late = np.flatnonzero(junk)
+    group_pri = np.zeros(len(group_kd), dtype=np.int64)
+    group_pri[group[reps]] = pri[reps]
+    # junk groups least isolated first (ties: priority), each its representative then its copies
+    late = late[np.lexsort((copy[late], group_pri[group[late]], group_kd[group[late]]))]
+    return main, extras, late
 
 
 @numba.njit(nogil=True, cache=KERNEL_CACHE)
-def _facility_location(sim, count, allowed, priority):  # pragma: no cover - numba
+def _facility_location(sim, count, allowed, priority, tol=0.0, weight=None):  # pragma: no cover - numba
     """Greedy facility location on a symmetric similarity matrix.
 
     Maximises sum_i max_{j in S} sim[i, j] (cover starts at 0), choosing among
-    ``allowed``; equal gains go to the lower ``priority``. Gains are updated
-    incrementally for the samples whose best cover changed.
+    ``allowed``; gains within ``tol`` (relative) of the best count as equal
+    and go to the lower ``priority``. Gains are updated incrementally for the
+    samples whose best cover changed.
     """
     n = sim.shape[0]
+    w = np.ones(n) if weight is None else weight
     gain = np.zeros(n)
     for i in range(n):
         s = 0.0
         for c in range(n):
-            s += sim[i, c]
+            s += w[c] * sim[i, c]
         gain[i] = s
     cover = np.zeros(n)
     taken = np.zeros(n, np.bool_)
     out = np.empty(count, np.int64)
     k = 0
     for _ in range(count):
-        best = -1
         bg = -np.inf
+        for i in range(n):
+            if not taken[i] and allowed[i] and gain[i] > bg:
+                bg = gain[i]
+        if bg == -np.inf:
+            break
+        floor = bg - tol * abs(bg)
+        best = -1
         bp = np.iinfo(np.int64).max
         for i in range(n):
-            if taken[i] or not allowed[i]:
-                continue
-            g = gain[i]
-            if g > bg or (g == bg and priority[i] < bp):
-                best, bg, bp = i, g, priority[i]
-        if best < 0:
-            break
+            if not taken[i] and allowed[i] and gain[i] >= floor and priority[i] < bp:
+                best, bp = i, priority[i]
         out[k] = best
         k += 1
         taken[best] = True
@@ -645,7 +772,7 @@ def _facility_location(sim, count, allowed, priority):  # pragma: no cover - num
                 for i in range(n):
                     v = sim[c, i]
                     if v > old:
-                        gain[i] -= (v - old) if v <= new else (new - old)
+                        gain[i] -= w[c] * ((v - old) if v <= new else (new - old))
                 cover[c] = new
     return out[:k]
 
@@ -691,24 +818,27 @@ def _farthest_first(dist, prefix, allowed, priority):  # pragma: no cover - numb
     return order[:k]
 
 
-def _prototype_block(x, pri, rng):
-    """Facility location for the first PROTOTYPE_FRACTION, then farthest-first; outliers last."""
-    n = len(x)
-    dist = _distances(x)
-    inlier, late = _guarded(dist, pri)
-    count = min(int(inlier.sum()), max(1, int(math.ceil(PROTOTYPE_FRACTION * n))))
+def _prototype_block(dist, x, pri, rng, copies=None):
+    """Facility location for the first PROTOTYPE_FRACTION, then farthest-first."""
+    n = len(dist)
+    if n <= 1:
+        return np.arange(n)
+    everyone = np.ones(n, bool)
+    count = max(1, int(math.ceil(PROTOTYPE_FRACTION * n)))
     sim = dist.max() - dist
-    prefix = _facility_location(sim, count, inlier, pri)
+    weight = copies if COPIES_WEIGHT and copies is not None else np.ones(n)
+    prefix = _facility_location(sim, count, everyone, pri, SCORE_TOLERANCE, weight)
     del sim
-    return np.concatenate([_farthest_first(dist, prefix, inlier, pri), late])
+    return _farthest_first(dist, prefix, everyone, pri)
 
 
-def _coverage_block(x, pri, rng):
-    """k-center greedy from a seeded random inlier; outliers last."""
-    dist = _distances(x)
-    inlier, late = _guarded(dist, pri)
-    first = np.array([rng.choice(np.flatnonzero(inlier))], dtype=np.int64)
-    return np.concatenate([_farthest_first(dist, first, inlier, pri), late])
+def _coverage_block(dist, x, pri, rng, copies=None):
+    """k-center greedy from a seeded random start."""
+    n = len(dist)
+    if n <= 1:
+        return np.arange(n)
+    first = np.array([rng.integers(n)], dtype=np.int64)
+    return _farthest_first(dist, first, np.ones(n, bool), pri)
 
 
 def _kmeans_seeds(d2, k, rng):
@@ -728,16 +858,15 @@ def _kmeans_seeds(d2, k, rng):
     return np.asarray(seeds, dtype=np.int64)
 
 
-def _cluster_block(x, pri, rng):
-    """k-means, best score first inside a cluster, clusters merged by the quota rule."""
+def _cluster_block(dist, x, pri, rng, copies=None):
+    """k-means; every cluster's best sample first, then the rest merged by the quota rule."""
     from sklearn.cluster import KMeans
 
-    n = len(x)
+    n = len(dist)
     k = max(1, min(n, int(round(n / CLUSTER_SIZE))))
     if k == 1:
         return np.argsort(pri, kind="stable")
-    d2 = _distances(x)
-    d2 *= d2
+    d2 = dist * dist
     # k-means++ seeds from the block's distances (sklearn's own seeding costs more
     # than the Lloyd iterations here), then Lloyd
     init = x[_kmeans_seeds(d2, k, rng)]
@@ -751,4 +880,22 @@ def _cluster_block(x, pri, rng):
         members = np.flatnonzero(lab == c)
         if len(members):
             parts.append(members[np.argsort(pri[members], kind="stable")])
-    return _quota_merge(parts)
+    merged = _quota_merge(parts)
+    head = np.zeros(n, bool)
+    head[[p[0] for p in parts]] = True
+    # the heads first (a small distinct cluster keeps its best sample while any cluster is kept)
+    return np.concatenate([merged[head[merged]], merged[~head[merged]]])
+
+
+_USES = {
+    "prototype": "embeddings only (the score just breaks ties, e.g. which near-duplicate stays)",
+    "coverage": "embeddings only, farthest-first (the score just breaks ties, e.g. which near-duplicate stays)",
+    "cluster": "score within clusters of the embeddings",
+    "ccs": "score strata (every score range kept evenly)",
+    "top": "score only (best scores first)",
+}
+
+
+def order_uses(mode):
+    """One line saying what the order of ``mode`` uses (for the panel and saved-view descriptions)."""
+    return _USES[params.choice("mode", mode, ORDERS)]

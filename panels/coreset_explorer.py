@@ -395,8 +395,8 @@ def _notice(panel, state, at):
 
 
 def _selection_note(selection):
-    if selection in bridge.EMBEDDING_SELECTIONS:
-        return (f"*{selection}*: coverage-aware, driven by the embeddings; the score only breaks ties. "
-                "Pick *top* to keep the best scores.")
-    return None
+    if selection not in core_order.ORDERS:
+        return None
+    note = f"*{selection}* uses: {core_order.order_uses(selection)}."
+    return note + (" Pick *top* to keep the best scores." if selection in bridge.EMBEDDING_SELECTIONS else "")
 

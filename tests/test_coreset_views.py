@@ -86,6 +86,12 @@ def test_the_default_selection_uses_the_recorded_embeddings(fo, bridge, ops, sco
     assert summary["selection"] == bridge.DEFAULT_SELECTION
     config = scored.get_run_info(summary["rank_field"]).config
     assert config.embeddings_fields == ["emb"]
+    # the saved view says in one line what the order uses (core.order.order_uses)
+    from coreset_curation.core.order import order_uses
+
+    description = scored.get_saved_view_info("default-50")["description"]
+    assert summary["description"] == description
+    assert f"uses {order_uses(bridge.DEFAULT_SELECTION)}" in description
 
 
 def test_without_recorded_embeddings_the_default_falls_back_to_top_and_says_so(fo, ops, make_dataset):

@@ -99,7 +99,8 @@ def test_the_threshold_and_cut_appear_only_for_score_order(panel_module, make_da
     assert "score threshold" not in _summary(driver)
     histogram = driver.output["type"]["properties"]["histogram"]["view"]
     assert histogram["layout"]["shapes"] == [] and "cut" not in histogram["layout"]["title"]["text"]
-    assert "the score only breaks ties" in str(driver.component("selection_note"))
+    # the note is core.order.order_uses: what the order really uses
+    assert "uses: embeddings only (the score just breaks ties" in str(driver.component("selection_note"))
 
 
 def test_stratify_and_keep_lowest(panel_module, make_dataset):
