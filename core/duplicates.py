@@ -94,10 +94,7 @@ def near_duplicate_groups(embeddings, *, radius=None, num_threads=None, progress
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"embeddings must be a 2-D array (samples x dimensions), got shape {x.shape}")
-    if radius is not None:
-        radius = params.number("radius", radius, minimum=0.0)
-    num_threads = params.optional(params.integer, "num_threads", num_threads, minimum=1, maximum=params.max_workers())
-    progress = params.callback("progress", progress)
+    radius, num_threads, progress = check_params(radius=radius, num_threads=num_threads, progress=progress).values()
     report = progress or (lambda fraction: None)
     n = len(x)
     if n == 0:
@@ -132,6 +129,16 @@ def near_duplicate_groups(embeddings, *, radius=None, num_threads=None, progress
         faiss.omp_set_num_threads(threads)
     report(1.0)
     return DuplicateGroups(groups, representative, float(radius))
+
+
+def check_params(*, radius=None, num_threads=None, progress=None):
+    """The checked parameters of :func:`near_duplicate_groups` (a dict), or a ValueError naming the bad one."""
+    return dict(
+        radius=params.optional(params.number, "radius", radius, minimum=0.0),
+        num_threads=params.optional(params.integer, "num_threads", num_threads, minimum=1,
+                                    maximum=params.max_workers()),
+        progress=params.callback("progress", progress),
+    )
 
 
 class _Search:

@@ -1,8 +1,10 @@
 """The plugin's operators."""
 
 from .coreset_view import ComputeCoresetOrder, SaveCoresetView
+from .duplicates import FindNearDuplicates
 from .embeddings import ComputeEmbeddings
 from .mimic import ComputeMimicScores
 from .zcore import ComputeZCoreScores
 
-OPERATORS = [ComputeEmbeddings, ComputeZCoreScores, ComputeMimicScores, ComputeCoresetOrder, SaveCoresetView]
+OPERATORS = [ComputeEmbeddings, ComputeZCoreScores, ComputeMimicScores, ComputeCoresetOrder, SaveCoresetView,
+             FindNearDuplicates]
