@@ -31,6 +31,7 @@ from .duplicates import (
     DEFAULT_REPRESENTATIVE_FIELD,
     duplicate_runs,
     duplicates_vector_fields,
+    duplicates_view,
     find_near_duplicates,
 )
 from .embeddings import (
@@ -54,7 +55,7 @@ _ENTRY_POINTS = (
     "accuracy_curve", "check_output_field", "check_view_name", "classification_fields", "compute_coreset_order",
     "compute_embeddings", "coreset_views", "score_fingerprint", "tag_coreset",
     "compute_mimic_scores", "compute_zcore_scores", "default_score_field", "embedding_map",
-    "embeddings_model_identity", "find_near_duplicates", "duplicates_vector_fields", "duplicate_runs", "find_order", "kept_view", "order_for", "pruned_view", "read_columns", "read_vectors",
+    "embeddings_model_identity", "find_near_duplicates", "duplicates_vector_fields", "duplicate_runs", "duplicates_view", "find_order", "kept_view", "order_for", "pruned_view", "read_columns", "read_vectors",
     "recorded_embeddings_fields", "recover", "resolve_selection", "save_coreset_view", "score_fields", "target_of",
     "unpinned_rank_field", "vector_fields",
 )

@@ -92,6 +92,8 @@ def find_near_duplicates(
         patches_field=getattr(collection, "patches_field", None) if target.kind == "patches" else None,
         radius=checked["radius"],
         radius_used=result.radius,
+        groups=summary["groups"],  # also here: the panel reads run configs, not results
+        copies=summary["copies"],
         token=uuid.uuid4().hex,
     )
     ids = np.concatenate([table.ids, table.missing_ids])
@@ -140,5 +142,21 @@ def duplicates_vector_fields(collection):
 
 
 def duplicate_runs(collection):
-    """``[(run key, config dict)]`` of the near-duplicate runs of the collection's dataset, newest first."""
-    return [(key, config) for key, config, _ in runs.plugin_runs(internals.root_dataset(collection), runs.DUPLICATES)]
+    """``[(run key, config dict)]`` of the sample-level near-duplicate runs of the collection's dataset, newest first."""
+    found = runs.plugin_runs(internals.root_dataset(collection), runs.DUPLICATES)
+    return [(key, config) for key, config, _ in found if config.get("target_kind") == "samples"]
+
+
+def duplicates_view(collection, group_field):
+    """The samples of ``collection`` that are in a near-duplicate group, groups side by side, representative first."""
+    from fiftyone import ViewField as F
+
+    return collection.match(F(group_field) != None).sort_by(  # noqa: E711 - a MongoDB expression
+        [(group_field, 1), (_representative_of(collection, group_field), -1)])
+
+
+def _representative_of(collection, group_field):
+    for _, config in duplicate_runs(collection):
+        if config.get("group_field") == group_field:
+            return config.get("representative_field")
+    return group_field

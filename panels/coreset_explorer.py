@@ -22,6 +22,7 @@ from bson import json_util
 from .. import bridge
 from ..bridge import internals
 from ..core import order as core_order
+from . import duplicates  # near-duplicates line and "Show duplicates" (panels/duplicates.py)
 
 PLUGIN = bridge.PLUGIN
 #: orders of at most this many scored samples are computed on the spot; larger ones on request
@@ -392,6 +393,9 @@ class CoresetExplorer(foo.Panel):
         ctx.panel.state.shown_view = _serialize(view)
         ctx.ops.set_view(view=view)
 
+    def on_show_duplicates(self, ctx):  # near-duplicates (panels/duplicates.py)
+        duplicates.show(ctx, self._base(ctx), _serialize)
+
     def on_tag_kept(self, ctx):
         state = ctx.panel.state
         tag = _text(state, _TAGGING, "tag", default="coreset")
@@ -610,6 +614,7 @@ class CoresetExplorer(foo.Panel):
         self._map(panel, ctx, table, mask)
         self._curve(panel, ctx)
         self._actions(panel, state)
+        duplicates.render(panel, base, self.on_show_duplicates)  # near-duplicates (panels/duplicates.py)
         if ctx.params.get("__method__") != "on_change_view":
             # Not on on_change_view: a state write there would fire on_change_view again, forever.
             state.render_ms = round((time.perf_counter() - start) * 1000, 1)

@@ -232,3 +232,32 @@ def test_the_app_form_offers_vector_fields_and_checks_the_output_fields(fo, make
     empty = make_dataset(3, field=None)
     inputs, _ = form(URI, empty.view())
     assert "no_embeddings" in inputs["type"]["properties"]
+
+
+def test_the_panel_counts_the_duplicates_and_shows_them_side_by_side(fo, op, bridge, make_dataset):
+    import importlib
+
+    from harness import PanelDriver
+
+    panel_module = importlib.import_module(bridge.__name__.rsplit(".", 1)[0] + ".panels.coreset_explorer")
+    dataset = _with_copies(make_dataset)
+    dataset.set_values("score", np.random.default_rng(0).random(60).tolist())
+    driver = PanelDriver(panel_module, dataset.view())
+    driver.event("on_load")
+    driver.event("on_change_setting", path="selection", value="top")
+    assert "not searched yet" in str(driver.component("duplicates"))
+    assert "find_near_duplicates" in str(driver.component("duplicates"))  # the button opens the operator's form
+
+    op(dataset, "emb")
+    driver.event("on_refresh")
+    line = str(driver.component("duplicates"))
+    assert "10 extra copies in 10 groups" in line and "show_duplicates" in line
+    driver.event("on_show_duplicates")
+    request = [r for r in driver.executor._requests if r.operator_uri == "set_view"][0]
+    shown = fo.DatasetView._build(dataset, request.params["view"])
+    groups, representative = shown.values("near_dup_group"), shown.values("near_dup_representative")
+    assert groups == sorted(groups) == [g for g in range(10) for _ in range(2)]  # each group's pair side by side
+    assert representative == [True, False] * 10  # the representative first
+    driver.view = shown  # the App shows the duplicates and echoes the view change: the panel keeps its base
+    driver.event("on_change_view")
+    assert "of 60 scored" in str(driver.component("summary"))
