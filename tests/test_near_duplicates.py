@@ -261,3 +261,18 @@ def test_the_panel_counts_the_duplicates_and_shows_them_side_by_side(fo, op, bri
     driver.view = shown  # the App shows the duplicates and echoes the view change: the panel keeps its base
     driver.event("on_change_view")
     assert "of 60 scored" in str(driver.component("summary"))
+
+
+def test_a_delegated_run_executes_from_the_queue_and_stores_the_summary(fo, op, make_dataset):
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    dataset = _with_copies(make_dataset)
+    queued = op(dataset, "emb", delegate=True)
+    assert queued.delegated and not dataset.has_field("near_dup_group")
+    service = DelegatedOperationService()
+    service.execute_queued_operations(dataset_name=dataset.name)
+    dataset.reload()
+    _check_groups(dataset.values("near_dup_group"), dataset.values("near_dup_representative"))
+    doc = service.get(queued.result["id"])
+    assert doc.run_state == "completed", doc.run_state
+    assert doc.result.result["copies"] == 10
