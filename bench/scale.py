@@ -19,7 +19,9 @@ Phases (``--phases``, default all, in this order):
 * ``save``: ``save_coreset_view`` at 30, 70 and 90 % for every selection; a new
   process reloads each saved view and checks it holds exactly the
   ``n - floor(p n)`` samples the operator reported;
-* ``mimic``: ``compute_mimic_scores`` (trusted reference: 1,000 tagged samples).
+* ``mimic``: ``compute_mimic_scores`` (trusted reference: 1,000 tagged samples);
+* ``duplicates``: ``find_near_duplicates`` with the automatic radius (read, search, write of both fields):
+  seconds, peak RSS as a multiple of the float32 matrix, groups and extra copies found.
 
 Usage: ``.venv/bin/python bench/scale.py [--n 1000000] [--phases load zcore ...] [--rebuild]``
 (the build takes ~4 min; zcore ~5 min; order a few minutes per embedding mode).
@@ -42,7 +44,7 @@ from harness import add_fast_samples, configure_environment, fast_dataset, plugi
 
 STATE = ROOT / "bench" / "out" / "scale"
 DIM = 512
-PHASES = ("load", "zcore", "write", "order", "panel", "save", "mimic")
+PHASES = ("load", "zcore", "write", "order", "panel", "save", "mimic", "duplicates")
 SELECTIONS = ("prototype", "top", "ccs", "cluster", "coverage")
 
 
@@ -221,6 +223,19 @@ def phase_mimic(dataset):
                                           score_field="bench_mimic", overwrite=True)
     _emit(phase="mimic", seconds=round(time.perf_counter() - start, 1), scored=summary["scored"],
           flagged=summary["flagged"])
+
+
+def phase_duplicates(dataset):
+    from coreset_curation import bridge
+
+    start = time.perf_counter()
+    summary = bridge.find_near_duplicates(dataset, "emb", group_field="bench_dup_group",
+                                          representative_field="bench_dup_keep", overwrite=True)
+    seconds = time.perf_counter() - start
+    matrix = len(dataset) * DIM * 4 / 2**30
+    dataset.delete_run(summary["run_key"])  # its cleanup drops both fields: the other phases never see them
+    _emit(phase="duplicates", seconds=round(seconds, 1), groups=summary["groups"], copies=summary["copies"],
+          radius=summary["radius"], matrix_gib=round(matrix, 2), ratio_to_matrix=round(_peak_gib() / matrix, 2))
 
 
 def _child(args):

@@ -191,7 +191,7 @@ def commit(collection, run_key, config, results, *, writes=(), saved_view=None, 
         saved_view: an optional :class:`SavedView` to save (replacing this plugin's own view of that name)
         precheck: called under the locks, before the commit point; raise to abort
     """
-    target = target_of(collection)
+    target = target_of(collection, patches=True)
     db = _db()
     token = uuid.uuid4().hex
     journal = db[JOURNAL]
@@ -220,7 +220,7 @@ def commit(collection, run_key, config, results, *, writes=(), saved_view=None, 
             previous = internals.run_docs(target.root).get(run_key)
             plan["release"] = (previous.config or {}).get("token") if previous is not None else None
             for write in plan["writes"]:
-                if write["type"] == "field":
+                if write["type"] in ("field", "labels"):
                     write["existed"] = target.get_field(write["name"]) is not None
             if saved_view is not None:
                 plan["saved_view"]["existed"] = target.root.has_saved_view(saved_view.name)
@@ -247,7 +247,11 @@ def _stage(db, token, target, writes):
     for k, write in enumerate(writes):
         base = f"{STAGING}.{token}.{k}"
         ids = [] if write.ids is None else list(write.ids)
-        if isinstance(write, FieldWrite):
+        if isinstance(write, FieldWrite) and target.kind == "patches":
+            parts = _insert_parts(db, base, _label_docs(db, target, write, now), len(write.ids))
+            plan["writes"].append(dict(type="labels", name=write.name, parts=parts,
+                                       ftype=etau.get_class_name(write.ftype), ftype_kwargs={}))
+        elif isinstance(write, FieldWrite):
             values = list(write.values)
             if write.replace:
                 staged = set(ids)
@@ -277,6 +281,25 @@ def _stage(db, token, target, writes):
             parts = _insert_parts(db, base, ({"_id": i} for i in ids), len(ids))
             plan["writes"].append(dict(type="tags", tag=write.tag, parts=parts, query=None))
     return plan
+
+
+def _label_docs(db, target, write, now):
+    """Staged values of a label attribute: this run's labels, and None for the other labels that have a value.
+
+    One document per label: ``{_id: label id, s: id of the sample holding it, v: value}``.
+    """
+    values = dict(zip(write.ids, write.values))
+    root = target.label_root
+    for doc in db[internals.sample_collection_name(target.root)].find({}, {f"{root}._id": True,
+                                                                           f"{root}.{write.name}": True}):
+        labels = doc
+        for part in root.split("."):
+            labels = labels.get(part) if isinstance(labels, dict) else None
+        for label in labels if isinstance(labels, list) else [labels] if isinstance(labels, dict) else []:
+            if label.get("_id") in values:
+                yield {"_id": label["_id"], "s": doc["_id"], "v": values[label["_id"]], "m": now}
+            elif label.get(write.name) is not None:
+                yield {"_id": label["_id"], "s": doc["_id"], "v": None, "m": now}
 
 
 def _insert_parts(db, base, docs, count):
@@ -324,11 +347,13 @@ def _apply(root, token, plan, collection=None):
     run = plan["run"]
     if collection is None:
         collection = internals.build_view(root, run["stages"])
-    target = target_of(collection)
+    target = target_of(collection, patches=True)
     owner = _tag_owner(plan, token)
     for write in plan["writes"]:
         if write["type"] == "field":
             _merge_field(db, target, write)
+        elif write["type"] == "labels":
+            _merge_labels(db, target, write)
     for write in plan["writes"]:
         if write["type"] == "tags":
             tags.record(root, write["tag"], owner, query=write["query"], staged=write["parts"])
@@ -374,6 +399,41 @@ def _merge_field(db, target, write):
     _merge_all(db, merges)
 
 
+def _merge_labels(db, target, write):
+    """Sets a label attribute from staged per-label values, on the source samples and the patches' own documents."""
+    name, root, own = write["name"], target.label_root, target.collection.patches_field
+    target.declare(name, etau.get_class(write["ftype"]))
+
+    def updated(label, index):  # the label with this run's value, if it has one
+        return {"$cond": [{"$gte": [index, 0]}, {"$mergeObjects": [label, {name: {"$arrayElemAt": ["$$new.v", index]}}]},
+                          label]}
+
+    top = root.split(".")[0]
+    if target.label_list:
+        labels = {"$map": {"input": {"$ifNull": ["$" + root, []]}, "as": "d",
+                           "in": updated("$$d", {"$indexOfArray": ["$$new.k", "$$d._id"]})}}
+        new = {"$mergeObjects": ["$" + top, {root.split(".", 1)[1]: labels}]}
+    else:
+        new = updated("$" + top, {"$indexOfArray": ["$$new.k", "$" + top + "._id"]})
+    on_samples = [
+        {"$group": {"_id": "$s", "k": {"$push": "$_id"}, "v": {"$push": "$v"}, "m": {"$max": "$m"}}},
+        {"$merge": {"into": internals.sample_collection_name(target.root), "on": "_id", "whenNotMatched": "discard",
+                    "whenMatched": [{"$set": {top: {"$cond": [{"$eq": [{"$type": "$" + top}, "object"]}, new, "$" + top]},
+                                              "last_modified_at": "$$new.m"}}]}},
+    ]
+    on_patches = [
+        {"$project": {"v": True, "m": True}},
+        {"$merge": {"into": internals.sample_collection_name(target.collection), "on": "_id",
+                    "whenNotMatched": "discard",
+                    "whenMatched": [{"$set": {own: {"$cond": [{"$eq": [{"$type": "$" + own}, "object"]},
+                                                              {"$mergeObjects": ["$" + own, {name: "$$new.v"}]},
+                                                              "$" + own]},
+                                              "last_modified_at": "$$new.m"}}]}},
+    ]
+    _merge_all(db, [(part, on_samples) for part in write["parts"]])
+    _merge_all(db, [(part, on_patches) for part in write["parts"]])
+
+
 def _replace_run_record(collection, run):
     config = fors.BaseRunConfig.from_dict(dict(run["config"]))
     method = config.build()
@@ -396,9 +456,9 @@ def _give_up(root, token, plan, error):
     """A commit that cannot finish: undo what can be undone, keep the old run record, never retry."""
     logger.error("Could not finish writing the results of run '%s': %s", plan["run"]["key"], error)
     db = _db()
-    target = target_of(internals.build_view(root, plan["run"]["stages"]))
+    target = target_of(internals.build_view(root, plan["run"]["stages"]), patches=True)
     for write in plan["writes"]:
-        if write["type"] == "field" and not write.get("existed", True):
+        if write["type"] in ("field", "labels") and not write.get("existed", True):
             target.delete(write["name"])  # it was new: nothing of it is left
     saved = plan.get("saved_view")
     if saved and not saved.get("existed", True) and is_saved_as(root, saved["name"],

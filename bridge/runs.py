@@ -33,6 +33,7 @@ MIMIC = "coreset_mimic"
 ORDER = "coreset_order"
 VIEW = "coreset_view"
 TAG = "coreset_tag"
+DUPLICATES = "coreset_duplicates"
 METHOD_LABELS = {
     EMBEDDINGS: "compute_embeddings",
     ZCORE: "compute_zcore_scores",
@@ -40,6 +41,7 @@ METHOD_LABELS = {
     ORDER: "a coreset order",
     VIEW: "save_coreset_view",
     TAG: "tag_coreset",
+    DUPLICATES: "find_near_duplicates",
 }
 _BUILTIN = {"id", "_id", "filepath", "tags", "metadata", "created_at", "last_modified_at", "frames", "media_type"}
 
@@ -75,7 +77,7 @@ class _PluginRun(fors.Run):
 
     def cleanup(self, samples, key):
         view = fors.Run.load_run_view(samples, key)
-        target = target_of(view)
+        target = target_of(view, patches=True)
         others = set()
         for other_key, doc in raw_runs(samples).items():
             if other_key != key and doc.config.get("plugin") == PLUGIN:
@@ -170,6 +172,16 @@ class CoresetTagRun(_TaggingRun):
     pass
 
 
+class DuplicatesRunConfig(_PluginRunConfig):
+    METHOD = DUPLICATES
+    OUTPUTS = ("group_field", "representative_field")
+    INPUTS = ("embeddings_fields",)
+
+
+class DuplicatesRun(_PluginRun):
+    pass
+
+
 def owns_saved_view(dataset, config):
     """Whether the saved view named in a coreset view run's config is still the one that run saved."""
     name, query = config.get("view_name"), config.get("query")
@@ -179,7 +191,7 @@ def owns_saved_view(dataset, config):
 CONFIGS = {
     cls.METHOD: cls
     for cls in (EmbeddingsRunConfig, ZCoreRunConfig, MimicRunConfig, CoresetOrderRunConfig, CoresetViewRunConfig,
-                CoresetTagRunConfig)
+                CoresetTagRunConfig, DuplicatesRunConfig)
 }
 
 
@@ -237,13 +249,15 @@ def check_field_name(name, param):
     return name
 
 
-def check_output_field(collection, name, method, *, param, ftype=fof.FloatField, overwrite=False, run_key=None):
+def check_output_field(collection, name, method, *, param, ftype=fof.FloatField, overwrite=False, run_key=None,
+                       patches=False):
     """Refuses to write ``name`` unless it is new, this method's own output (of ``run_key``, if given), or ``overwrite``.
 
-    Returns the key of the run that owns the field now, or None.
+    With ``patches``, on a patches view ``name`` is an attribute of its labels. Returns the key of the run that
+    owns the field now, or None.
     """
     check_field_name(name, param)
-    target = target_of(collection)
+    target = target_of(collection, patches=patches)
     existing = target.get_field(name)
     owner = owner_of(target.root, name, target.kind)
     if owner is not None and owner[1].get("method") != method:

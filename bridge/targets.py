@@ -6,10 +6,14 @@ A run writes one value per sample of its target collection:
   a sample field of the dataset;
 * a frames view (``to_frames``): a frame field of the video dataset, and the
   same field on the frames view's own collection, so the values are read back
-  by a fresh ``to_frames()`` and by the view itself.
+  by a fresh ``to_frames()`` and by the view itself;
+* a patches view (``to_patches``), for the runs that take one
+  (``target_of(..., patches=True)``): an attribute of the labels the patches
+  come from, on the source dataset (``ground_truth.detections.<name>``) and
+  on the patches view's own collection (``ground_truth.<name>``).
 
-Patches, clips, grouped and dynamic-group collections are refused up front
-with a sentence that says what to run instead.
+Other patches runs, clips, grouped and dynamic-group collections are refused
+up front with a sentence that says what to run instead.
 """
 
 import functools
@@ -25,11 +29,25 @@ class Target:
     """Where a run on ``collection`` writes: collections and schema owners."""
 
     collection: object
-    kind: str  # "samples" or "frames"
+    kind: str  # "samples", "frames" or "patches"
 
     @property
     def root(self):
         return internals.root_dataset(self.collection)
+
+    @property
+    def label_root(self):
+        """Patches: the path of the labels on the source samples (``ground_truth.detections``, or ``ground_truth``)."""
+        return internals.label_path(internals.patches_source(self.collection), self.collection.patches_field)
+
+    @property
+    def label_list(self):
+        """Patches: whether the source samples hold a list of labels (Detections) rather than one (Detection)."""
+        return self.label_root != self.collection.patches_field
+
+    def path(self, name):
+        """The schema path of output field ``name``: itself, or for patches the label attribute on the source."""
+        return f"{self.label_root}.{name}" if self.kind == "patches" else name
 
     @property
     def merge_collections(self):
@@ -42,7 +60,7 @@ class Target:
         """The existing output field ``name`` (frame field for frames targets), or None."""
         if self.kind == "frames":
             return self.root.get_frame_field_schema(flat=True, include_private=True).get(name)
-        return self.root.get_field_schema(flat=True, include_private=True).get(name)
+        return self.root.get_field_schema(flat=True, include_private=True).get(self.path(name))
 
     def declare(self, name, ftype, **kwargs):
         """Adds the output field to every schema that should list it (idempotent)."""
@@ -52,6 +70,13 @@ class Target:
             frames_dataset = internals.backing_dataset(self.collection)
             if frames_dataset.get_field(name) is None:
                 frames_dataset.add_sample_field(name, ftype, **kwargs)
+        elif self.kind == "patches":
+            if self.get_field(name) is None:
+                self.root.add_sample_field(self.path(name), ftype, **kwargs)
+            patches_dataset = internals.backing_dataset(self.collection)
+            own = f"{self.collection.patches_field}.{name}"
+            if patches_dataset.get_field(own) is None:
+                patches_dataset.add_sample_field(own, ftype, **kwargs)
         elif self.get_field(name) is None:
             self.root.add_sample_field(name, ftype, **kwargs)
 
@@ -63,12 +88,19 @@ class Target:
             frames_dataset = internals.backing_dataset(self.collection)
             if frames_dataset.get_field(name) is not None:
                 frames_dataset.delete_sample_field(name)
+        elif self.kind == "patches":
+            if self.get_field(name) is not None:
+                self.root.delete_sample_field(self.path(name))
+            patches_dataset = internals.backing_dataset(self.collection)
+            own = f"{self.collection.patches_field}.{name}"
+            if patches_dataset.get_field(own) is not None:
+                patches_dataset.delete_sample_field(own)
         elif self.get_field(name) is not None:
             self.root.delete_sample_field(name)
 
     def reload(self):
         self.root.reload()
-        if self.kind == "frames":
+        if self.kind in ("frames", "patches"):
             internals.backing_dataset(self.collection).reload()
 
 
@@ -90,8 +122,18 @@ def takes_collection(function):
     return checked
 
 
-def target_of(collection, what="this operation"):
-    """The :class:`Target` of ``collection``, or a ValueError saying what to do instead."""
+def target_of(collection, what="this operation", *, patches=False):
+    """The :class:`Target` of ``collection``, or a ValueError saying what to do instead.
+
+    A patches view is a target only with ``patches`` (its objects' labels get the values).
+    """
+    if internals.is_patches(collection) and patches:
+        if internals.is_frames(internals.patches_source(collection)) or "." in collection.patches_field:
+            raise ValueError(
+                f"{what} runs on patches of a top-level label field of images; this patches view is of "
+                f"'{collection.patches_field}'{' of video frames' if internals.is_frames(internals.patches_source(collection)) else ''}"
+            )
+        return Target(collection, "patches")
     if internals.is_patches(collection):
         raise ValueError(
             f"{what} writes one value per sample and this is a patches view (one sample per object); "

@@ -19,6 +19,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .. import bridge
+from ..core import order as core_order
 from . import actions, cache, orders, plots
 from .state import (
     CONTROL_DEFAULTS,
@@ -45,6 +46,7 @@ from .state import (
     state_of,
     text,
 )
+from . import duplicates  # near-duplicates line and "Show duplicates" (panels/duplicates.py)
 
 PLUGIN = bridge.PLUGIN
 _REPEATS = Repeats()
@@ -201,6 +203,10 @@ class CoresetExplorer(foo.Panel):
     def on_show_pruned(self, ctx):
         actions.show(ctx, state_of(ctx), kept=False)
 
+    def on_show_duplicates(self, ctx):  # near-duplicates (panels/duplicates.py)
+        state = state_of(ctx)
+        duplicates.show(ctx, base_of(ctx, state), state)
+
     def on_tag_kept(self, ctx):
         actions.tag_kept(ctx, state_of(ctx))
 
@@ -288,6 +294,8 @@ class CoresetExplorer(foo.Panel):
         self._map(panel, ctx, table, mask)
         self._curve(panel, ctx)
         self._actions(panel, state)
+        duplicates.render(panel, base, self.on_show_duplicates)  # near-duplicates (panels/duplicates.py)
+        _notice(panel, state, "duplicates")
         if ctx.params.get("__method__") != "on_change_view":
             # Not on on_change_view: a state write there would fire on_change_view again, forever.
             state.set(dict(kept=kept, render_ms=round((time.perf_counter() - start) * 1000, 1)))
