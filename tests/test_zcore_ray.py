@@ -57,7 +57,8 @@ def wait_for_tasks(timeout=20.0):
 def test_same_seed_same_scores_as_the_local_engine():
     x = embeddings(1000, dim=12)
     # 150 visits: two passes of the 66 pairs and part of a third, in several rounds.
-    kwargs = dict(seed=3, random_init=False, target_reliability=0.9999, max_pairs=150)
+    # No time budget: a slow Ray start (a loaded machine) must not end the Ray run by the budget instead.
+    kwargs = dict(seed=3, random_init=False, target_reliability=0.9999, max_pairs=150, time_budget=None)
     local = zcore_expected_run(x, **kwargs)
     on_ray = zcore_expected_run(x, backend="ray", **kwargs)
     np.testing.assert_array_equal(on_ray.scores, local.scores)
@@ -70,7 +71,7 @@ def test_same_seed_same_scores_as_the_local_engine():
 
 def test_a_worker_killed_mid_task_is_retried_and_the_scores_do_not_change():
     x = embeddings(BIG["num"], dim=BIG["dim"])
-    kwargs = dict(seed=5, random_init=False, target_reliability=0.9999, max_pairs=64)
+    kwargs = dict(seed=5, random_init=False, target_reliability=0.9999, max_pairs=64, time_budget=None)
     killed = []
 
     def kill_one(fraction):
