@@ -22,6 +22,7 @@ from bson import json_util
 from .. import bridge
 from ..bridge import internals
 from ..core import order as core_order
+from . import plot_parts, slider as js_slider  # [issue 21 hook] the JS slider, the plot parts
 
 PLUGIN = bridge.PLUGIN
 #: orders of at most this many scored samples are computed on the spot; larger ones on request
@@ -233,7 +234,7 @@ def _describe(view):
     return f"the view it was opened on ({view.count():,} samples: {stages})"
 
 
-class CoresetExplorer(foo.Panel):
+class CoresetExplorer(js_slider.SliderEvents, plot_parts.PlotEvents, foo.Panel):  # [issue 21 hook] mixins
     @property
     def config(self):
         return foo.PanelConfig(
@@ -598,14 +599,16 @@ class CoresetExplorer(foo.Panel):
             + (f" · score threshold {threshold:.4f}" if threshold is not None else "")
             + (f" · {table.unscored:,} without a score (ignored)" if table.unscored else "")
         )
-        panel.md(summary, name="summary")
+        if not js_slider.enabled():  # [issue 21 hook] the JS slider draws the count
+            panel.md(summary, name="summary")
         note = _selection_note(table.selection)
         if note:
             panel.md(note, name="selection_note")
         if table.warning:
             panel.view("reliability", types.Warning(label="Unreliable scores", description=table.warning))
-        panel.plot("histogram", **_histogram(table, mask, threshold, state.get("score_field")))
-        if table.codes is not None:
+        if not js_slider.enabled():  # [issue 21 hook] the JS slider draws the histogram and class bars
+            panel.plot("histogram", **_histogram(table, mask, threshold, state.get("score_field")))
+        if table.codes is not None and not js_slider.enabled():  # [issue 21 hook]
             panel.plot("classes", **_class_bars(table.classes, table.codes, mask))
         self._map(panel, ctx, table, mask)
         self._curve(panel, ctx)
@@ -624,6 +627,8 @@ class CoresetExplorer(foo.Panel):
         # The slider and the typed box are named after their revision (see _set_rate); each shows
         # the rate it was created with, as its default.
         rate = state.get("prune_rate", 50)
+        if js_slider.enabled():  # [issue 21 hook] the JS slider (panels/slider.py) instead of the Python one
+            js_slider.add(panel, ctx, self)
         rates = panel.h_stack(_RATES, align_x="left", align_y="center", gap=2)
         slider = {"min": 0, "max": 99, "step": 1, "sx": {"mt": 3}}  # room for the value above the thumb
         if state.get("last_control") not in ("rate_typed", "tag", "view_name"):
@@ -631,12 +636,13 @@ class CoresetExplorer(foo.Panel):
             # focus after each key press: the new one takes the focus back, unless the user is
             # typing into a box (which would lose it).
             slider["slotProps"] = {"input": {"autoFocus": True}}
-        rates.int(
-            f"prune_rate_{int(state.get('slider_rev') or 0)}", label="Pruning rate (%)", default=rate,
-            min=0, max=99, on_change=on_change,
-            view=types.SliderView(label_position="top", value_precision=0,
-                                  componentsProps={"slider": slider, "item": {"sx": {"width": 360}}}),
-        )
+        if not js_slider.enabled():  # [issue 21 hook]
+            rates.int(
+                f"prune_rate_{int(state.get('slider_rev') or 0)}", label="Pruning rate (%)", default=rate,
+                min=0, max=99, on_change=on_change,
+                view=types.SliderView(label_position="top", value_precision=0,
+                                      componentsProps={"slider": slider, "item": {"sx": {"width": 360}}}),
+            )
         rates.int(f"rate_typed_{int(state.get('typed_rev') or 0)}", label="or type it", default=rate,
                   min=0, max=99, view=types.FieldView(), on_change=on_change)
         panel.enum("keep", list(bridge.KEEP), label="Keep", default=state.get("keep", "highest"),
@@ -678,15 +684,12 @@ class CoresetExplorer(foo.Panel):
             shown = shown[np.linspace(0, len(shown) - 1, _MAP_POINTS).astype(int)]
         xy = points.xy[rows[shown]]
         kept = mask[shown]
-        data = [
-            dict(type="scattergl", mode="markers", name=name, x=xy[sel, 0].tolist(), y=xy[sel, 1].tolist(),
-                 marker=dict(size=4, color=color, opacity=0.8))
-            for name, sel, color in (("pruned", ~kept, _PRUNED), ("kept", kept, _KEPT))
-        ]
+        data = plot_parts.map_traces(xy, kept, table.ids[shown])  # [issue 21 hook]
         layout = dict(title=_title(f"2-D map of '{field}' ({points.method})"), height=360,
                       margin=dict(t=40, b=20, l=20, r=20), xaxis=dict(visible=False), yaxis=dict(visible=False),
-                      **_LEGEND)
-        panel.plot("map", data=data, layout=layout, config=_PLOT_CONFIG)
+                      **_LEGEND, **plot_parts.MAP_LAYOUT)  # [issue 21 hook]
+        panel.plot("map", data=data, layout=layout, config=_PLOT_CONFIG,
+                   on_selected=self.on_map_selected)  # [issue 21 hook]
 
     def _curve(self, panel, ctx):
         state = ctx.panel.state
@@ -694,14 +697,9 @@ class CoresetExplorer(foo.Panel):
             return
         curve = state.get("accuracy")
         if curve:
-            data = [dict(type="scatter", mode="lines+markers", x=curve["rates"], y=curve["accuracy"],
-                         name="linear probe")]
-            layout = dict(
-                title=_title(f"Estimated accuracy vs pruning rate (linear probe, {curve['held_out']} held-out samples)"),
-                height=260, margin=dict(t=40, b=40, l=50, r=20),
-                xaxis=dict(title=dict(text="pruning rate (%)")), yaxis=dict(title=dict(text="accuracy")),
-            )
-            panel.plot("accuracy_plot", data=data, layout=layout, config=_PLOT_CONFIG)
+            panel.plot("accuracy_plot", config=_PLOT_CONFIG, **plot_parts.accuracy_plot(  # [issue 21 hook]
+                curve, int(state.get("prune_rate", 50)),
+                f"Estimated accuracy vs pruning rate (linear probe, {curve['held_out']} held-out samples)"))
         panel.btn("compute_curve", label="Estimate accuracy vs pruning rate", icon="show_chart",
                   on_click=self.on_compute_curve)
 
