@@ -627,24 +627,24 @@ class CoresetExplorer(js_slider.SliderEvents, plot_parts.PlotEvents, foo.Panel):
         # The slider and the typed box are named after their revision (see _set_rate); each shows
         # the rate it was created with, as its default.
         rate = state.get("prune_rate", 50)
-        if js_slider.enabled():  # [issue 21 hook] the JS slider (panels/slider.py) instead of the Python one
+        if js_slider.enabled():  # [issue 21 hook] the JS slider (panels/slider.py): slider, typed rate, count
             js_slider.add(panel, ctx, self)
-        rates = panel.h_stack(_RATES, align_x="left", align_y="center", gap=2)
-        slider = {"min": 0, "max": 99, "step": 1, "sx": {"mt": 3}}  # room for the value above the thumb
-        if state.get("last_control") not in ("rate_typed", "tag", "view_name"):
-            # The App re-creates the slider whenever its value changes, which drops the keyboard
-            # focus after each key press: the new one takes the focus back, unless the user is
-            # typing into a box (which would lose it).
-            slider["slotProps"] = {"input": {"autoFocus": True}}
-        if not js_slider.enabled():  # [issue 21 hook]
+        else:  # [issue 21 hook] the Python slider and typed box (CORESET_JS_SLIDER=0 or no bundle)
+            rates = panel.h_stack(_RATES, align_x="left", align_y="center", gap=2)
+            slider = {"min": 0, "max": 99, "step": 1, "sx": {"mt": 3}}  # room for the value above the thumb
+            if state.get("last_control") not in ("rate_typed", "tag", "view_name"):
+                # The App re-creates the slider whenever its value changes, which drops the keyboard
+                # focus after each key press: the new one takes the focus back, unless the user is
+                # typing into a box (which would lose it).
+                slider["slotProps"] = {"input": {"autoFocus": True}}
             rates.int(
                 f"prune_rate_{int(state.get('slider_rev') or 0)}", label="Pruning rate (%)", default=rate,
                 min=0, max=99, on_change=on_change,
                 view=types.SliderView(label_position="top", value_precision=0,
                                       componentsProps={"slider": slider, "item": {"sx": {"width": 360}}}),
             )
-        rates.int(f"rate_typed_{int(state.get('typed_rev') or 0)}", label="or type it", default=rate,
-                  min=0, max=99, view=types.FieldView(), on_change=on_change)
+            rates.int(f"rate_typed_{int(state.get('typed_rev') or 0)}", label="or type it", default=rate,
+                      min=0, max=99, view=types.FieldView(), on_change=on_change)
         panel.enum("keep", list(bridge.KEEP), label="Keep", default=state.get("keep", "highest"),
                    view=types.RadioView(orientation="horizontal"), on_change=on_change)
         panel.enum("selection", list(bridge.SELECTIONS), label="Selection", default=state.get("selection"),

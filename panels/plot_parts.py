@@ -18,8 +18,9 @@ def map_traces(xy, kept, ids):
     ids = np.asarray([str(i) for i in ids], dtype=object)
     traces = []
     for name, sel, marker in (
-        ("pruned", ~kept, dict(size=4, color=PRUNED, opacity=0.45)),
-        ("kept", kept, dict(size=4, color=KEPT, opacity=0.9)),
+        # larger and muted under smaller kept points: a pruned point shows as a grey rim where they overlap
+        ("pruned", ~kept, dict(size=7, color=PRUNED, opacity=0.55)),
+        ("kept", kept, dict(size=3.5, color=KEPT, opacity=0.9)),
     ):
         traces.append(dict(type="scattergl", mode="markers", name=name, x=xy[sel, 0].tolist(),
                            y=xy[sel, 1].tolist(), ids=ids[sel].tolist(), marker=marker))
@@ -54,11 +55,11 @@ def accuracy_plot(curve, rate, title):
         annotations.append(dict(xref="paper", x=1, y=full, text=f"all data {full:.3f}", showarrow=False,
                                 xanchor="right", yanchor="bottom", font=dict(size=11)))
     layout = dict(
-        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=14)), height=280,
-        margin=dict(t=48, b=40, l=50, r=20), shapes=shapes, annotations=annotations,
+        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=14)), height=320,
+        margin=dict(t=56, b=90, l=50, r=20), shapes=shapes, annotations=annotations,
         xaxis=dict(title=dict(text="pruning rate (%)"), range=[-2, 101]),
         yaxis=dict(title=dict(text="accuracy"), range=y_range, autorange=False, fixedrange=True),
-        showlegend=True, legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
+        showlegend=True, legend=dict(orientation="h", x=0, xanchor="left", y=-0.3, yanchor="top"),
     )
     return dict(data=data, layout=layout)
 

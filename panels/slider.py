@@ -43,11 +43,16 @@ def enabled():
     return BUNDLE.exists() and os.environ.get("CORESET_JS_SLIDER", "1") != "0"
 
 
-def revision(table, label_field):
-    """A short key of the order a summary describes."""
-    key = repr((table.rank_field, len(table.ranks), table.unscored, label_field, table.selection,
-                float(table.scores.sum()) if len(table.scores) else 0.0, int(table.ranks.sum())))
-    return hashlib.sha1(key.encode()).hexdigest()[:10]
+def revision(table):
+    """A short key of the order a summary describes (kept on the table: one hash per order)."""
+    rev = getattr(table, "slider_rev", None)
+    if rev is None:
+        digest = hashlib.sha1(repr((table.rank_field, table.selection, table.unscored)).encode())
+        for part in (table.ranks, table.scores, table.codes):
+            if part is not None:
+                digest.update(np.ascontiguousarray(part).tobytes())
+        rev = table.slider_rev = digest.hexdigest()[:10]
+    return rev
 
 
 def summary(table, score_field=None):
@@ -104,7 +109,7 @@ def add(panel, ctx, owner):
     if table is None:
         return
     state = ctx.panel.state
-    rev = revision(table, state.get("label_field"))
+    rev = revision(table)
     if state.get(_SENT) != rev:
         ctx.panel.set_data(f"{NAME}.{rev}", summary(table, state.get("score_field")))
         state.set(_SENT, rev)
@@ -137,8 +142,14 @@ class SliderEvents:
         old = int(state.get("prune_rate", 50))
         if rate == old:
             return
-        # the typed box is replaced by one showing the new rate (see coreset_explorer._set_rate)
-        state.set({"prune_rate": rate, "typed_rev": int(state.get("typed_rev") or 0) + 1})
+        # The grid first: the App applies the answer's operations in order, and the state write
+        # sets off queries of its own (the spaces sync, a page query).
+        self._follow_in_grid(ctx, old, rate)
+        state.set("prune_rate", rate)
+
+    def _follow_in_grid(self, ctx, old, rate):
+        """Moves the grid to the new rate's samples if it shows the kept or pruned ones of ``old``."""
+        state = ctx.panel.state
         shown = state.get("shown_view")
         if not shown or state.get("view_key") != shown:
             return
@@ -150,8 +161,8 @@ class SliderEvents:
         for make in (bridge.kept_view, bridge.pruned_view):
             if internals.view_stages(make(base, table.rank_field, kept=table.kept_count(old))) == showing:
                 view = make(base, table.rank_field, kept=table.kept_count(rate))
-                state.shown_view = _serialize(view)
                 ctx.ops.set_view(view=view)
+                state.shown_view = _serialize(view)
                 return
 
     def on_rate_summary(self, ctx):

@@ -61,6 +61,21 @@ export function CoresetRateSlider(props) {
     setValue(Number(event.target.value));
   }, []);
 
+  // The typed rate: a percent, clamped to 0-99 and rounded where everyone sees it, sent on Enter or blur.
+  const [typed, setTyped] = useState(null);
+  const commitTyped = useCallback(() => {
+    if (typed === null) return;
+    const parsed = Number(String(typed).replace(",", ".").replace("%", "").trim());
+    setTyped(null);
+    if (String(typed).trim() === "" || !Number.isFinite(parsed)) return;
+    const v = Math.max(0, Math.min(99, Math.round(parsed)));
+    setValue(v);
+    if (v !== released.current && on_release) {
+      released.current = v;
+      trigger(on_release, { rate: v });
+    }
+  }, [typed, on_release, trigger]);
+
   return (
     <div data-cy="coreset-rate-slider" style={{ padding: "8px 4px", width: "100%", boxSizing: "border-box" }}>
       <label style={{ display: "flex", alignItems: "center", gap: 12, flexWrap: "wrap" }}>
@@ -82,6 +97,21 @@ export function CoresetRateSlider(props) {
         <b data-cy="coreset-rate-value" style={{ minWidth: 36 }}>
           {value} %
         </b>
+      </label>
+      <label style={{ display: "inline-flex", alignItems: "center", gap: 8, marginTop: 6 }}>
+        <span style={{ opacity: 0.8 }}>or type it (%, 0-99)</span>
+        <input
+          type="text"
+          inputMode="decimal"
+          data-cy="coreset-rate-typed"
+          aria-label="or type it"
+          value={typed === null ? String(value) : typed}
+          onChange={(e) => setTyped(e.target.value)}
+          onKeyDown={(e) => e.key === "Enter" && commitTyped()}
+          onBlur={commitTyped}
+          style={{ width: 64, padding: "4px 6px", font: "inherit", color: "inherit", background: "transparent",
+                   border: "1px solid rgba(128,128,128,0.6)", borderRadius: 4 }}
+        />
       </label>
       {summary ? <Drawn summary={summary} rate={value} /> : <div style={{ opacity: 0.7 }}>Loading the order…</div>}
     </div>
