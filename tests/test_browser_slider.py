@@ -153,7 +153,7 @@ def test_dragging_updates_the_count_in_the_browser_and_the_grid_follows_the_rele
         panel.locator("xpath=.//p[normalize-space()=\"Selection\"]/following::*[@role='combobox'][1]").click()
         page.get_by_role("option", name="top", exact=True).click(timeout=ui.clock.ms(10))
         cut = panel.locator('[data-cy="coreset-threshold"]')
-        cut.wait_for(timeout=ui.clock.ms(120))
+        cut.wait_for(state="attached", timeout=ui.clock.ms(120))  # a vertical line: no width, never "visible"
         before = cut.get_attribute("x1")
         drag(page, 1, 60, BIG, steps=10)
         assert cut.get_attribute("x1") != before
