@@ -683,7 +683,8 @@ def accuracy_curve(
 
     The held-out samples are drawn from the ranked, labelled samples and
     never trained on; at each rate the probe trains on the kept samples
-    outside the held-out set.
+    outside the held-out set. ``random`` is the baseline: the same number of
+    ranked samples drawn at random; ``full`` the accuracy with every sample.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -710,15 +711,25 @@ def accuracy_curve(
     in_test = np.zeros(len(ids), bool)
     in_test[test] = True
     n_ranked = int((ranks >= 0).sum())
-    accuracy = []
-    for rate in rates:
-        kept = core_order.kept_count(n_ranked, rate / 100.0)
-        fit = np.flatnonzero(use & ~in_test & (ranks < kept))
+    ranked = np.flatnonzero(ranks >= 0)
+    baseline_rng = np.random.default_rng(seed + 1)
+
+    def probe_accuracy(train):
+        fit = np.flatnonzero(use & ~in_test & train)
         if len(fit) > max_train:
             fit = rng.choice(fit, max_train, replace=False)
         if len(set(labels[fit])) < 2:
-            accuracy.append(None)
-            continue
+            return None
         probe = LogisticRegression(max_iter=1000).fit(table.vectors[rows[fit]], labels[fit])
-        accuracy.append(round(float(probe.score(table.vectors[rows[test]], labels[test])), 4))
-    return dict(rates=list(rates), accuracy=accuracy, held_out=len(test))
+        return round(float(probe.score(table.vectors[rows[test]], labels[test])), 4)
+
+    accuracy, random = [], []
+    for rate in rates:
+        kept = core_order.kept_count(n_ranked, rate / 100.0)
+        accuracy.append(probe_accuracy(ranks < kept))
+        # the baseline: as many ranked samples, drawn at random
+        drawn = np.zeros(len(ids), bool)
+        drawn[baseline_rng.choice(ranked, kept, replace=False)] = True
+        random.append(probe_accuracy(drawn))
+    full = accuracy[list(rates).index(0)] if 0 in rates else probe_accuracy(ranks >= 0)
+    return dict(rates=list(rates), accuracy=accuracy, random=random, full=full, held_out=len(test))

@@ -47,6 +47,7 @@ from .state import (
     text,
 )
 from . import duplicates  # near-duplicates line and "Show duplicates" (panels/duplicates.py)
+from . import slider as js_slider  # the JS slider (js/, panels/slider.py)
 
 PLUGIN = bridge.PLUGIN
 _REPEATS = Repeats()
@@ -54,7 +55,7 @@ _REPEATS = Repeats()
 _FIRST_EVENTS = (None, "on_startup", "on_load", "on_change_view", "on_change_dataset", "on_sweep_current_view")
 
 
-class CoresetExplorer(foo.Panel):
+class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
     @property
     def config(self):
         return foo.PanelConfig(
@@ -284,13 +285,15 @@ class CoresetExplorer(foo.Panel):
             + (f" · {table.unscored:,} without a score (ignored)" if table.unscored else "")
             + ("" if table.rank_field else " · order in memory (nothing written until you save or tag)")
         )
-        panel.md(summary, name="summary")
+        if not js_slider.enabled():  # the JS slider draws the count, the histogram and the class bars
+            panel.md(summary, name="summary")
         note = _selection_note(table.selection)
         if note:
             panel.md(note, name="selection_note")
-        panel.plot("histogram", **plots.histogram(table, mask, threshold, state.get("score_field")))
-        if table.codes is not None:
-            panel.plot("classes", **plots.class_bars(table.classes, table.codes, mask))
+        if not js_slider.enabled():
+            panel.plot("histogram", **plots.histogram(table, mask, threshold, state.get("score_field")))
+            if table.codes is not None:
+                panel.plot("classes", **plots.class_bars(table.classes, table.codes, mask))
         self._map(panel, ctx, table, mask)
         self._curve(panel, ctx)
         self._actions(panel, state)
@@ -310,21 +313,24 @@ class CoresetExplorer(foo.Panel):
         # The slider and the typed boxes are named after their revision (see state.set_rate); each
         # shows the rate it was created with, as its default.
         percent = state.get("prune_rate", DEFAULT_PERCENT)
+        if js_slider.enabled():  # slider, typed rate and kept count drawn in the browser (panels/slider.py)
+            js_slider.add(panel, ctx, self, table)
         rates = panel.h_stack(RATES, align_x="left", align_y="center", gap=2)
-        slider = {"min": MIN_PERCENT, "max": MAX_PERCENT, "step": 1, "sx": {"mt": 3}}  # room for the value
-        if state.get("last_control") not in ("rate_typed", "keep_count", "tag", "view_name"):
-            # The App re-creates the slider whenever its value changes, which drops the keyboard
-            # focus after each key press: the new one takes the focus back, unless the user is
-            # typing into a box (which would lose it).
-            slider["slotProps"] = {"input": {"autoFocus": True}}
-        rates.int(
-            f"prune_rate_{int(state.get('slider_rev') or 0)}", label="Pruning rate (%)", default=round(percent),
-            min=MIN_PERCENT, max=MAX_PERCENT, on_change=on_change,
-            view=types.SliderView(label_position="top", value_precision=0,
-                                  componentsProps={"slider": slider, "item": {"sx": {"width": 360}}}),
-        )
-        rates.str(f"rate_typed_{int(state.get('typed_rev') or 0)}", label="or type it (%)",
-                  default=format_percent(percent), view=types.FieldView(), on_change=on_change)
+        if not js_slider.enabled():  # the Python slider (CORESET_JS_SLIDER=0 or no bundle)
+            slider = {"min": MIN_PERCENT, "max": MAX_PERCENT, "step": 1, "sx": {"mt": 3}}  # room for the value
+            if state.get("last_control") not in ("rate_typed", "keep_count", "tag", "view_name"):
+                # The App re-creates the slider whenever its value changes, which drops the keyboard
+                # focus after each key press: the new one takes the focus back, unless the user is
+                # typing into a box (which would lose it).
+                slider["slotProps"] = {"input": {"autoFocus": True}}
+            rates.int(
+                f"prune_rate_{int(state.get('slider_rev') or 0)}", label="Pruning rate (%)", default=round(percent),
+                min=MIN_PERCENT, max=MAX_PERCENT, on_change=on_change,
+                view=types.SliderView(label_position="top", value_precision=0,
+                                      componentsProps={"slider": slider, "item": {"sx": {"width": 360}}}),
+            )
+            rates.str(f"rate_typed_{int(state.get('typed_rev') or 0)}", label="or type it (%)",
+                      default=format_percent(percent), view=types.FieldView(), on_change=on_change)
         if table is not None:
             rates.str(f"keep_count_{int(state.get('count_rev') or 0)}", label="or keep N samples",
                       default=str(table.kept_count(percent)), view=types.FieldView(), on_change=on_change)
@@ -361,7 +367,7 @@ class CoresetExplorer(foo.Panel):
                 text=f"Computing the 2-D map of '{field}' (UMAP, once per field; can take a minute)"))
             panel.view("map_timer", types.TimerView(timeout=50, on_timeout=self.on_compute_map))
             return
-        panel.plot("map", **plots.embedding_map(table, points, mask, field))
+        panel.plot("map", **plots.embedding_map(table, points, mask, field), on_selected=self.on_map_selected)
         _notice(panel, state, "map")
 
     def _curve(self, panel, ctx):
@@ -370,7 +376,7 @@ class CoresetExplorer(foo.Panel):
             return
         curve = state.get("accuracy")
         if curve:
-            panel.plot("accuracy_plot", **plots.accuracy_curve(curve))
+            panel.plot("accuracy_plot", **plots.accuracy_curve(curve, state.get("prune_rate", DEFAULT_PERCENT)))
         panel.btn("compute_curve", label="Estimate accuracy vs pruning rate", icon="show_chart",
                   on_click=self.on_compute_curve)
         _notice(panel, state, "curve")

@@ -83,7 +83,8 @@ def digits(fo, tmp_path_factory):
 def app(fo, digits):
     from playwright.sync_api import sync_playwright
 
-    with served(fo, digits) as url, sync_playwright() as playwright:
+    # the Python slider and plots (CORESET_JS_SLIDER=0); the JS slider: test_browser_slider.py
+    with served(fo, digits, CORESET_JS_SLIDER=0) as url, sync_playwright() as playwright:
         browser = Browser(playwright, url, Clock(900, "the panel browser tests"), viewport=dict(width=1600, height=2000))
         try:
             yield browser

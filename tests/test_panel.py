@@ -15,6 +15,12 @@ def panel_module(bridge):
     return importlib.import_module(bridge.__name__.rsplit(".", 1)[0] + ".panels.coreset_explorer")
 
 
+@pytest.fixture(autouse=True)
+def python_slider(monkeypatch):
+    """These tests read the Python slider and plots; the JS slider's side: test_panel_slider.py."""
+    monkeypatch.setenv("CORESET_JS_SLIDER", "0")
+
+
 @pytest.fixture(scope="module")
 def orders_module(panel_module):
     return importlib.import_module(panel_module.__name__.rsplit(".", 1)[0] + ".orders")
