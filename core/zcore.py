@@ -45,7 +45,7 @@ DEFAULTS = dict(
     redundancy_exp=4,
     backend=BACKENDS[0],
     random_init=True,
-    target_reliability=0.95,
+    target_reliability=0.97,
     time_budget=300.0,
 )
 #: the published number of iterations (Griffin et al.), selectable as ``n_samples``

@@ -45,8 +45,10 @@ from .zcore import DEFAULTS, ZCoreResult, _as_columns, _column_stats, min_max_no
 from .zcore_expected_cpu import run_pairs
 from .zcore_ray import BACKENDS, check_backend
 
-#: neighbours whose weights are computed; the rest of the normalisation is estimated
-NEIGHBOURS_USED = 16
+#: neighbours whose weights are computed; the rest of the normalisation is estimated. 16 left a bias
+#: (Spearman rho 0.930 against 10^8 exact iterations at 10,000 x 64, 64 gives 0.957, each at reliability
+#: about 0.955): the penalty share of neighbours beyond it is dropped, and it varies with local density.
+NEIGHBOURS_USED = 64
 #: lattice points per sample over one pass of all pairs (both lattices together)
 POINTS_PER_SAMPLE = 2000
 #: most passes over all pairs a run makes (data whose reliability cannot grow stops here)

@@ -181,7 +181,7 @@ def test_zcore_from_its_form_shows_progress_then_the_summary_and_the_new_field(f
         assert ui.field(dialog, "Run length").input_value().startswith("auto"), "the default run length is auto"
         budget = ui.field(dialog, "Time budget (seconds)")
         assert float(budget.input_value()) == 300
-        assert float(ui.field(dialog, "Target reliability").input_value()) == 0.95
+        assert float(ui.field(dialog, "Target reliability").input_value()) == 0.97
         budget.fill("120")
         ui.field(dialog, "Seed").fill("0")
         ui.settle()
@@ -195,8 +195,8 @@ def test_zcore_from_its_form_shows_progress_then_the_summary_and_the_new_field(f
         assert re.search(r"Skipped \(no embedding\):\s*0", text), text
         reached = float(re.search(r"Split-half reliability:\s*(0\.\d+)", text).group(1))
         print("reliability reached:", reached)
-        assert reached >= 0.95, text
-        assert re.search(r"Target reliability:\s*0\.95", text), text
+        assert reached >= 0.97, text
+        assert re.search(r"Target reliability:\s*0\.97", text), text
         assert re.search(r"Time budget \(seconds\):\s*120", text), text
         assert re.search(r"Stopped by:\s*target_reliability", text), text
         assert "the rank correlation of two independent halves" in text

@@ -35,7 +35,7 @@ def test_every_operator_and_panel_is_listed_in_the_manifest(fo, foo, bridge):
     assert listed == defined == loaded
 
 
-def test_sdk_call_with_only_the_embeddings_field_uses_the_published_defaults(fo, zcore, make_dataset):
+def test_sdk_call_with_only_the_embeddings_field_runs_until_reliable_with_the_published_settings(fo, zcore, make_dataset):
     dataset = make_dataset(60)
     result = zcore(dataset, "emb")
     scores = dataset.values("zcore_score")
@@ -46,7 +46,10 @@ def test_sdk_call_with_only_the_embeddings_field_uses_the_published_defaults(fo,
     info = dataset.get_run_info("zcore_score")
     assert type(info.config).__name__ == "ZCoreRunConfig"
     config = info.config
-    assert config.n_samples == 1_000_000 and config.redundancy_nn == 1000 and config.sample_dim == 2
+    # the converging run by default (until reliable, within a time budget), the paper's score settings
+    assert config.n_samples == "auto" and config.target_reliability == 0.97 and config.time_budget == 300
+    assert config.redundancy_nn == 1000 and config.sample_dim == 2
+    assert result["stopped_by"] in ("target_reliability", "time_budget", "max_passes")
     assert config.redundancy_exp == 4 and config.random_init is True
     assert config.embeddings_fields == ["emb"] and config.seed == result["seed"]
     assert dataset.load_run_results("zcore_score").summary["scored"] == 60
@@ -60,7 +63,9 @@ def test_the_app_form_defaults_are_the_sdk_defaults(fo, zcore, make_dataset):
     props = inputs["type"]["properties"]
     assert not errors
     assert props["score_field"]["default"] == DEFAULTS["score_field"] == "zcore_score"
-    assert props["n_samples"]["default"] == "1000000"
+    assert props["n_samples"]["default"] == str(DEFAULTS["n_samples"]) == "auto"
+    assert props["time_budget"]["default"] == DEFAULTS["time_budget"] == 300
+    assert props["target_reliability"]["default"] == DEFAULTS["target_reliability"] == 0.97
     assert props["redundancy_nn"]["default"] == 1000 and props["sample_dim"]["default"] == 2
     assert props["standardize"]["default"] == "auto"
 
