@@ -14,7 +14,7 @@ the Spearman rho at 10,000 x 64 between its run and a long run of the exact
 engine (``--reference-iterations``; 0 skips it).
 
 Usage: ``.venv/bin/python bench/zcore_reliability.py [--n 100000] [--per-sample 1 3 10 30]``
-or ``... --expected [--target 0.95] [--budget 300] [--reference-iterations 1e8]``
+or ``... --expected [--target 0.97] [--budget 300] [--reference-iterations 1e8]``
 """
 
 import argparse
@@ -31,7 +31,7 @@ from harness import plugin_package  # noqa: E402
 
 plugin_package()
 from coreset_curation.core import zcore_expected  # noqa: E402
-from coreset_curation.core.zcore import RELIABILITY_WARNING, zcore_run  # noqa: E402
+from coreset_curation.core.zcore import DEFAULTS, RELIABILITY_WARNING, zcore_run  # noqa: E402
 
 
 def embeddings(n, dim=512, latent=16, clusters=50, seed=0, chunk=65536):
@@ -56,7 +56,7 @@ def main():
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--per-sample", type=float, nargs="+", default=[1, 3, 10, 30])
     parser.add_argument("--expected", action="store_true", help="measure the converging engine")
-    parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--target", type=float, default=DEFAULTS["target_reliability"])
     parser.add_argument("--budget", type=float, default=300.0)
     parser.add_argument("--reference-iterations", type=float, default=1e8)
     parser.add_argument("--neighbours", action="store_true", help="how far the weights can be cut")
