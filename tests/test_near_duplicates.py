@@ -260,7 +260,7 @@ def test_the_panel_counts_the_duplicates_and_shows_them_side_by_side(fo, op, bri
     assert representative == [True, False] * 10  # the representative first
     driver.view = shown  # the App shows the duplicates and echoes the view change: the panel keeps its base
     driver.event("on_change_view")
-    assert "of 60 scored" in str(driver.component("summary"))
+    assert "the whole dataset (60 samples)" in str(driver.component("sweeping"))
 
 
 def test_a_delegated_run_executes_from_the_queue_and_stores_the_summary(fo, op, make_dataset):
