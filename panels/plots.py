@@ -139,8 +139,16 @@ class PlotEvents:
     """The plots' panel methods (mixed into the panel class)."""
 
     def on_map_selected(self, ctx):
-        """A lasso (or box) on the map: those samples become the grid's selection."""
+        """A lasso (or box) on the map: those samples become the grid's selection.
+
+        An empty selection changes nothing: plotly reports one when the redrawn
+        map drops its lasso, which must not clear the selection just made.
+        """
         points = ctx.params.get("data") or []
         ids = list(dict.fromkeys(p.get("id") for p in points if p.get("id")))
+        if not ids:
+            return
+        state = state_of(ctx)
+        say(state, f"Selected {len(ids):,} samples of the map in the grid.", "map")
+        state.flush()  # the panel's redraw first: the selection is the App's last operation of the event
         ctx.ops.set_selected_samples(ids)
-        say(state_of(ctx), f"Selected {len(ids):,} samples of the map in the grid." if ids else None, "map")
