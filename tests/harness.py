@@ -91,6 +91,15 @@ class PanelDriver:
         self.requests = []
         self.output = None
 
+    @classmethod
+    def opened(cls, module, view, **settings):
+        """A driver after the panel's load and one settings change per keyword, in order."""
+        driver = cls(module, view)
+        driver.event("on_load")
+        for path, value in settings.items():
+            driver.event("on_change_setting", path=path, value=value)
+        return driver
+
     def event(self, method, **params):
         from fiftyone.operators.executor import ExecutionContext, Executor
 

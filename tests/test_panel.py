@@ -42,11 +42,7 @@ def _scored_dataset(make_dataset, n=60, labels=True, classes=("0", "1", "2")):
 
 
 def _open(panel_module, view, **settings):
-    driver = PanelDriver(panel_module, view)
-    driver.event("on_load")
-    for path, value in settings.items():
-        driver.event("on_change_setting", path=path, value=value)
-    return driver
+    return PanelDriver.opened(panel_module, view, **settings)
 
 
 def _summary(driver):

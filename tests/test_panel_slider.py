@@ -36,11 +36,7 @@ def _dataset(make_dataset, n=600, classes=("cat", "dog", "bird", "")):
 
 
 def _open(panel_module, view, **settings):
-    driver = PanelDriver(panel_module, view)
-    driver.event("on_load")
-    for path, value in settings.items():
-        driver.event("on_change_setting", path=path, value=value)
-    return driver
+    return PanelDriver.opened(panel_module, view, **settings)
 
 
 def _sent(driver):
