@@ -14,8 +14,8 @@ from .state import SAVING, SHOW, TAGGING, base_of, format_percent, say, serializ
 _MAP_LOCK = threading.Lock()
 
 
-def _table(ctx, state):
-    return orders.sweep_table(ctx.dataset.name, base_of(ctx, state), state)
+def _table(ctx, state, wait=None):
+    return orders.table(ctx.dataset.name, base_of(ctx, state), state, wait=wait)
 
 
 def show(ctx, state, kept):
@@ -31,8 +31,13 @@ def show(ctx, state, kept):
 
 
 def follow(ctx, state):
-    """After a rate or order change: the grid follows when it shows the kept or pruned samples."""
+    """After a rate or order change: the grid follows when it shows the kept or pruned samples
+    (once the order is ready: the panel's progress ticks call this again while it is busy)."""
     if state.get("shown") and state.get("shown_view") and state.get("view_key") == state.get("shown_view"):
+        if isinstance(_table(ctx, state, wait=orders.BUSY_AFTER_S), orders.Busy):
+            state.follow_pending = True
+            return
+        state.follow_pending = False
         show(ctx, state, kept=state.get("shown") == "kept")
 
 
@@ -103,6 +108,7 @@ def compute_order(ctx, state):
 
 
 def compute_curve(ctx, state):
+    state.curve_pending = False
     base = base_of(ctx, state)
     table = _table(ctx, state)
     try:

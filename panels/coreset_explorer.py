@@ -50,6 +50,8 @@ from . import duplicates  # near-duplicates line and "Show duplicates" (panels/d
 from . import slider as js_slider  # the JS slider (js/, panels/slider.py)
 
 PLUGIN = bridge.PLUGIN
+#: how often a busy order's progress is redrawn (ms)
+BUSY_TICK_MS = 700
 _REPEATS = Repeats()
 #: events that run before the panel knows its base (no view check first)
 _FIRST_EVENTS = (None, "on_startup", "on_load", "on_change_view", "on_change_dataset", "on_sweep_current_view")
@@ -171,7 +173,7 @@ class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
         message = None
         if path in ("prune_rate", "rate_typed", "keep_count"):
             if path == "keep_count":
-                table = orders.sweep_table(ctx.dataset.name, base_of(ctx, state), state)
+                table = orders.table(ctx.dataset.name, base_of(ctx, state), state)
                 percent, message = percent_for_kept(value, len(table.ranks)) if table else (None, None)
             else:
                 percent, message = parse_percent(value)
@@ -219,7 +221,18 @@ class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
         actions.compute_order(ctx, state_of(ctx))
 
     def on_compute_curve(self, ctx):
+        """The button: the render shows the curve's busy state, whose timer computes it (:meth:`on_curve_now`)."""
+        state_of(ctx).curve_pending = True
+
+    def on_curve_now(self, ctx):
         actions.compute_curve(ctx, state_of(ctx))
+
+    def on_order_progress(self, ctx):
+        """A tick of the busy order's timer: the render redraws its progress, or the order once it is ready;
+        a grid showing the kept samples follows it then."""
+        state = state_of(ctx)
+        if state.get("follow_pending"):
+            actions.follow(ctx, state)
 
     def on_compute_map(self, ctx):
         actions.compute_map(ctx, state_of(ctx))
@@ -253,10 +266,15 @@ class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
                 "view was changed): " + ", ".join(state.get("stale_views")) + ". Save them again to refresh them.",
             ))
         try:
-            table = orders.sweep_table(ctx.dataset.name, base, state)
+            table = orders.table(ctx.dataset.name, base, state, wait=orders.BUSY_AFTER_S)
         except ValueError as error:
             self._controls(panel, ctx, fields, None)
             panel.view("error", types.Error(label="Cannot build the coreset", description=str(error)))
+            return types.Property(panel, view=layout)
+        if isinstance(table, orders.Busy):
+            self._controls(panel, ctx, fields, None)
+            panel.view("order_busy", types.LoadingView(text=table.describe()))
+            panel.view("order_timer", types.TimerView(interval=BUSY_TICK_MS, on_interval=self.on_order_progress))
             return types.Property(panel, view=layout)
         self._controls(panel, ctx, fields, table)
         if table is None:
@@ -373,6 +391,11 @@ class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
     def _curve(self, panel, ctx):
         state = state_of(ctx)
         if not (state.get("label_field") and state.get("embeddings_field")):
+            return
+        if state.get("curve_pending"):
+            panel.view("curve_loading", types.LoadingView(
+                text="Estimating accuracy vs pruning rate (a linear probe per rate, on the kept samples)"))
+            panel.view("curve_timer", types.TimerView(timeout=50, on_timeout=self.on_curve_now))
             return
         curve = state.get("accuracy")
         if curve:

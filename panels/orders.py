@@ -9,6 +9,10 @@ order when an action needs it on the samples (save a view, tag).
 """
 
 import hashlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
@@ -21,6 +25,14 @@ from .state import kept_count
 AUTO_ORDER_LIMIT = 20_000
 #: histogram bins
 BINS = 40
+#: an event waits this long (seconds) for an order before the panel shows it is busy with it
+BUSY_AFTER_S = 0.3
+#: the panel settings an order depends on (its job key)
+SETTINGS = ("base_view", "score_field", "selection", "keep", "label_field", "stratify", "embeddings_field")
+
+_WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="coreset-order")
+_JOBS = {}
+_JOBS_LOCK = threading.Lock()
 
 
 class SweepTable:
@@ -50,6 +62,53 @@ class SweepTable:
 
     def mask(self, percent):
         return self.ranks < self.kept_count(percent)
+
+
+class Busy:
+    """An order still being computed in the background: which, since when, how far (``fraction`` or None)."""
+
+    def __init__(self, selection):
+        self.selection = selection
+        self.started = time.monotonic()
+        self.fraction = None
+        self.future = None
+
+    def report(self, fraction):
+        self.fraction = fraction
+
+    def describe(self):
+        done = "" if self.fraction is None else f"{100 * self.fraction:.0f} % · "
+        return (f"Computing the '{self.selection}' order in memory (nothing is written): "
+                f"{done}{time.monotonic() - self.started:.0f} s")
+
+
+def table(dataset_name, base, state, *, wait=None):
+    """:func:`sweep_table` of the current settings, computed in the background.
+
+    Waits up to ``wait`` seconds (None: until it is done); an order still being
+    computed then is returned as a :class:`Busy`, and the next call for the
+    same settings finds the same job.
+    """
+    settings = {key: state.get(key) for key in SETTINGS}
+    key = (dataset_name, repr(sorted(settings.items())))
+    with _JOBS_LOCK:
+        job = _JOBS.get(key)
+        started = job is None
+        if started:
+            job = _JOBS[key] = Busy(settings["selection"])
+            job.future = _WORKERS.submit(sweep_table, dataset_name, base, settings, progress=job.report)
+    if started:
+        job.future.add_done_callback(lambda _: _forget(key, job))
+    try:
+        return job.future.result(timeout=wait)
+    except FutureTimeout:
+        return job
+
+
+def _forget(key, job):
+    with _JOBS_LOCK:
+        if _JOBS.get(key) is job:
+            del _JOBS[key]
 
 
 def order_kwargs(state):
@@ -86,7 +145,7 @@ def _keys(dataset_name, base, state):
             (dataset_name, "memory", state.get("base_view")) + settings)
 
 
-def sweep_table(dataset_name, base, state):
+def sweep_table(dataset_name, base, state, progress=None):
     """The sweep table of the current settings, or None when the order is too large to compute on the spot.
 
     Whether a stored order is still exact is checked once per setting (it reads
@@ -108,7 +167,8 @@ def sweep_table(dataset_name, base, state):
     if order is None:
         if base.exists(score_field).count() > AUTO_ORDER_LIMIT:
             return None
-        order = cache.CACHE.get(memory_key, lambda: bridge.coreset_order(base, score_field, **kwargs))
+        order = cache.CACHE.get(memory_key, lambda: bridge.coreset_order(base, score_field, progress=progress,
+                                                                         **kwargs))
     return cache.CACHE.get((dataset_name, "table", state.get("base_view"), memory_key, label_field),
                            lambda: _memory_table(base, order, label_field))
 

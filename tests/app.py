@@ -262,3 +262,19 @@ class Browser:
         page.get_by_text("Coreset Explorer", exact=True).first.click(timeout=self.clock.ms(30))
         panel.get_by_text(re.compile(r"^Kept [\d,]+$")).first.wait_for(timeout=self.clock.ms(cap_s))
         return panel
+
+    def watch_for(self, scope, text):
+        """Records, from now on, whether ``text`` shows in ``scope`` even for a moment (see :meth:`was_seen`)."""
+        self.page.evaluate(
+            """([root, text]) => {
+                window.__seen = window.__seen || {};
+                window.__seen[text] = false;
+                const check = () => { if (root.innerText.includes(text)) { window.__seen[text] = true; observer.disconnect(); } };
+                const observer = new MutationObserver(check);
+                observer.observe(root, {subtree: true, childList: true, characterData: true});
+            }""",
+            [scope.element_handle(), text],
+        )
+
+    def was_seen(self, text):
+        return self.page.evaluate("text => !!(window.__seen && window.__seen[text])", text)

@@ -100,7 +100,8 @@ class PanelDriver:
             driver.event("on_change_setting", path=path, value=value)
         return driver
 
-    def event(self, method, **params):
+    def event(self, method, wait_busy=True, **params):
+        """Sends one event; while the panel then shows a busy order, its timer ticks too (unless ``wait_busy`` is False)."""
         from fiftyone.operators.executor import ExecutionContext, Executor
 
         executor = Executor()
@@ -116,6 +117,27 @@ class PanelDriver:
         outputs = [r for r in executor._requests if r.operator_uri == "show_panel_output"]
         self.output = outputs[-1].params["output"] if outputs else None
         self.executor = executor
+        if self.busy and method != "on_order_progress" and wait_busy:
+            return self.until_ready(result)
+        return result
+
+    @property
+    def busy(self):
+        """Whether the panel shows an order still being computed (with its progress timer)."""
+        return bool(self.output) and "order_busy" in self.output["type"]["properties"]
+
+    def until_ready(self, result=None, cap_s=300):
+        """Sends the busy order's timer ticks, as the App does, until the panel draws the order."""
+        import time
+
+        deadline = time.monotonic() + cap_s
+        requests = list(self.requests)
+        while self.busy:
+            assert time.monotonic() < deadline, "the order stayed busy"
+            time.sleep(0.05)
+            self.event("on_order_progress")
+            requests += self.requests
+        self.requests = requests
         return result
 
     def component(self, name):

@@ -139,24 +139,6 @@ def _choose(ui, panel, label, option):
     ui.page.get_by_role("option", name=option, exact=True).click(timeout=ui.clock.ms(10))
 
 
-def _watch_for(ui, panel, text):
-    """Records, from now on, whether ``text`` shows in the panel even for a moment."""
-    ui.page.evaluate(
-        """([root, text]) => {
-            window.__seen = window.__seen || {};
-            window.__seen[text] = false;
-            const check = () => { if (root.innerText.includes(text)) { window.__seen[text] = true; observer.disconnect(); } };
-            const observer = new MutationObserver(check);
-            observer.observe(root, {subtree: true, childList: true, characterData: true});
-        }""",
-        [panel.element_handle(), text],
-    )
-
-
-def _was_seen(ui, text):
-    return ui.page.evaluate("text => !!(window.__seen && window.__seen[text])", text)
-
-
 def _focused(ui):
     return ui.page.evaluate("() => document.activeElement && document.activeElement.getAttribute('type')")
 
@@ -169,6 +151,7 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
     dataset = digits
     page = ui.page
     started = time.monotonic()
+    fields, runs = set(dataset.get_field_schema()), dataset.list_runs()
 
     def _step(name):
         print(f"  [{time.monotonic() - started:6.1f} s] {name}")
@@ -276,21 +259,36 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
 
         _step('the 2-D map: a spinner first, then the')
         # the 2-D map: a spinner first, then the points (kept in orange)
-        _watch_for(ui, panel, "Computing the 2-D map")
+        ui.watch_for(panel, "Computing the 2-D map")
         panel.get_by_text("Show 2-D map", exact=True).click()
         mapped = _wait_plot(ui, panel, "2-D map of 'pca_embeddings'", cap_s=150)
-        assert _was_seen(ui, "Computing the 2-D map"), "no spinner before the map"
+        assert ui.was_seen("Computing the 2-D map"), "no spinner before the map"
         assert [t["name"] for t in mapped["traces"]] == ["pruned", "kept"]
         assert len(mapped["traces"][1]["x"]) == kept(75, N) and len(mapped["traces"][0]["x"]) == N - kept(75, N)
 
-        _step('the accuracy curve: traces at the righ')
-        # the accuracy curve: traces at the right rates
+        _step('the accuracy curve: a spinner, then traces at the right rates')
+        # the accuracy curve: a spinner first, then traces at the right rates
+        ui.watch_for(panel, "Estimating accuracy vs pruning rate (")
         panel.get_by_role("button", name="Estimate accuracy vs pruning rate").click()
         curve = _wait_plot(ui, panel, "Estimated accuracy", cap_s=120)
+        assert ui.was_seen("Estimating accuracy vs pruning rate ("), "no spinner before the curve"
         assert curve["traces"][0]["x"] == CURVE_RATES
         accuracy = [a for a in curve["traces"][0]["y"] if a is not None]
         assert accuracy and all(0 <= a <= 1 for a in accuracy)
         ui.shot("02-panel-map-curve.png")
+
+        _step('every selection: browsing writes no field and no run')
+        # every selection, each drawn: browsing writes nothing to the dataset
+        from coreset_curation.bridge import SELECTIONS
+
+        for selection in SELECTIONS:
+            _choose(ui, panel, "Selection", selection)
+            panel.get_by_text(re.compile(rf"^{selection} uses:")).first.wait_for(timeout=ui.clock.ms(60))
+            _wait_kept(ui, panel, kept(75, N))
+        dataset.reload()
+        assert set(dataset.get_field_schema()) == fields and dataset.list_runs() == runs
+        _choose(ui, panel, "Selection", "top")
+        panel.get_by_text(re.compile(r"^top uses:")).first.wait_for(timeout=ui.clock.ms(60))
 
         _step('Show kept / Show pruned: the grid show')
         # Show kept / Show pruned: the grid shows them, the panel keeps sweeping the dataset

@@ -149,8 +149,17 @@ def test_dragging_updates_the_count_in_the_browser_and_the_grid_follows_the_rele
         typed.press("Enter")
         assert typed.input_value() == "1"
         assert panel.locator(SUMMARY).inner_text().startswith(f"Kept {kept(1, BIG):,} ")
+        # an order that takes seconds (coverage at 20k, in memory): the panel shows it is busy, then draws it
+        selection = panel.locator("xpath=.//p[normalize-space()=\"Selection\"]/following::*[@role='combobox'][1]")
+        ui.watch_for(panel, "Computing the 'coverage' order in memory")
+        selection.click()
+        page.get_by_role("option", name="coverage", exact=True).click(timeout=ui.clock.ms(10))
+        panel.get_by_text(re.compile(r"^coverage uses:")).first.wait_for(timeout=ui.clock.ms(180))
+        panel.locator(RANGE).wait_for(timeout=ui.clock.ms(30))
+        assert ui.was_seen("Computing the 'coverage' order in memory"), "no busy state while the order was computed"
+        assert panel.locator(SUMMARY).inner_text().startswith(f"Kept {kept(1, BIG):,} ")
         # `top` has a score cut: the histogram draws it, and it moves with the drag
-        panel.locator("xpath=.//p[normalize-space()=\"Selection\"]/following::*[@role='combobox'][1]").click()
+        selection.click()
         page.get_by_role("option", name="top", exact=True).click(timeout=ui.clock.ms(10))
         cut = panel.locator('[data-cy="coreset-threshold"]')
         cut.wait_for(state="attached", timeout=ui.clock.ms(120))  # a vertical line: no width, never "visible"

@@ -285,7 +285,12 @@ def test_the_map_shows_a_spinner_first_then_the_points(panel_module, make_datase
 def test_the_accuracy_curve_draws_its_traces(panel_module, make_dataset):
     dataset = _scored_dataset(make_dataset, 80)
     driver = _open(panel_module, dataset.view(), selection="top")
-    driver.event("on_compute_curve")
+    driver.event("on_compute_curve")  # the button: a spinner first, whose timer computes the curve
+    assert driver.component("curve_loading") is not None and "accuracy_plot" not in driver.output["type"]["properties"]
+    timer = driver.component("curve_timer")["view"]
+    assert timer["on_timeout"].endswith("#on_curve_now")
+    driver.event("on_curve_now")
+    assert driver.component("curve_loading") is None
     plot = driver.output["type"]["properties"]["accuracy_plot"]["view"]
     assert plot["data"][0]["x"] == [0, 10, 30, 50, 70, 90]
     assert all(a is None or 0 <= a <= 1 for a in plot["data"][0]["y"])
@@ -416,6 +421,7 @@ def test_browsing_every_selection_writes_no_field_and_no_run(fo, panel_module, b
                     driver.event("on_change_setting", path=path, value=value)
                 assert "Kept 18**" in _summary(driver), (selection, keep, stratify, driver.component("error"))
     driver.event("on_compute_curve")
+    driver.event("on_curve_now")  # the spinner's timer
     assert driver.component("accuracy_plot") is not None
     dataset.reload()
     assert set(dataset.get_field_schema()) == fields and dataset.list_runs() == runs
@@ -449,3 +455,37 @@ def test_an_order_in_memory_is_stored_only_while_its_scores_are_unchanged(bridge
     summary = bridge.store_order(dataset, order)
     assert summary["rank_field"] == "score_top_rank" and dataset.count("score_top_rank") == 30
     assert bridge.find_order(dataset, "score", selection="top")[1]["rank_field"] == "score_top_rank"
+
+
+def test_an_order_that_takes_a_while_shows_its_progress_then_the_grid_follows_it(fo, panel_module, orders_module,
+                                                                                  bridge, make_dataset, monkeypatch):
+    import threading
+
+    dataset = _scored_dataset(make_dataset, 60)
+    driver = _open(panel_module, dataset.view(), selection="top", embeddings_field="emb")
+    driver.event("on_show_kept")
+    driver.view = fo.DatasetView._build(dataset, _set_view(driver))  # the App shows the kept samples
+    driver.event("on_change_view")
+    gate, real = threading.Event(), bridge.coreset_order
+
+    def held(*args, progress=None, **kwargs):  # the order reports a quarter done, then waits for the test
+        progress(0.25)
+        assert gate.wait(60)
+        return real(*args, progress=progress, **kwargs)
+
+    monkeypatch.setattr(bridge, "coreset_order", held)
+    driver.event("on_change_setting", wait_busy=False, path="selection", value="coverage")
+    text = driver.component("order_busy")["view"]["text"]
+    assert text.startswith("Computing the 'coverage' order in memory (nothing is written): 25 % · "), text
+    timer = driver.component("order_timer")["view"]
+    assert timer["on_interval"].endswith("#on_order_progress") and timer["interval"] == panel_module.BUSY_TICK_MS
+    assert driver.component("summary") is None and "set_view" not in driver.requests
+    driver.event("on_order_progress", wait_busy=False)  # a tick: still busy, the same job (no second order)
+    assert driver.busy and "set_view" not in driver.requests and len(orders_module._JOBS) == 1
+    gate.set()
+    driver.until_ready()
+    assert "Kept 30" in _summary(driver) and "set_view" in driver.requests  # the grid follows the new order
+    shown = fo.DatasetView._build(dataset, _set_view(driver))
+    table = orders_module.sweep_table(dataset.name, dataset.view(), dict(driver.state))
+    assert table.selection == "coverage" and set(shown.values("id")) == {str(i) for i in table.ids[table.mask(50)]}
+    assert not orders_module._JOBS and not [f for f in dataset.get_field_schema() if f.endswith("_rank")]

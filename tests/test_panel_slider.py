@@ -171,6 +171,7 @@ def test_the_curve_has_a_random_baseline_a_marker_and_a_fixed_range(panel_module
     driver = _open(panel_module, dataset.view(), selection="top")
     driver.event("on_rate_released", rate=30)
     driver.event("on_compute_curve")
+    driver.event("on_curve_now")  # the spinner's timer
     plot = driver.component("accuracy_plot")["view"]
     names = [t["name"] for t in plot["data"]]
     assert names == ["coreset (linear probe)", "random subset of the same size"]
