@@ -20,7 +20,7 @@ import fiftyone.operators.types as types
 
 from .. import bridge
 from ..core import order as core_order
-from . import actions, cache, orders, plots
+from . import actions, background, cache, orders, plots
 from .state import (
     CONTROL_DEFAULTS,
     DEFAULT_PERCENT,
@@ -227,6 +227,11 @@ class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
     def on_curve_now(self, ctx):
         actions.compute_curve(ctx, state_of(ctx))
 
+    def on_background_tick(self, ctx):
+        """The timer of the runs in the background (:mod:`.background`): a landed run's field is offered at once."""
+        if background.tick(ctx, state_of(ctx)):
+            self.on_load(ctx)
+
     def on_order_progress(self, ctx):
         """A tick of the busy order's timer: the render redraws its progress, or the order once it is ready;
         a grid showing the kept samples follows it then."""
@@ -255,9 +260,11 @@ class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
             )
             panel.btn("open_zcore", label="Compute ZCore scores", icon="calculate", variant="contained",
                       on_click=f"{PLUGIN}/compute_zcore_scores", prompt=True)
+            background.render(panel, ctx, state, self.on_background_tick, watch=True)  # a scheduled run lands here
             return types.Property(panel, view=layout)
 
         panel.md(f"Sweeping {state.get('base_label') or describe(base)}.", name="sweeping")
+        background.render(panel, ctx, state, self.on_background_tick)
         _notice(panel, state, None)
         if state.get("stale_views"):
             panel.view("stale_warning", types.Warning(

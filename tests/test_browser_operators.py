@@ -19,7 +19,7 @@ import uuid
 import numpy as np
 import pytest
 
-from app import Browser, Clock, needs_chromium, served
+from app import PANEL, Browser, Clock, needs_chromium, served
 from conftest import PLUGIN_NAME
 from harness import TINY_CLIP, tiny_clip
 
@@ -313,6 +313,32 @@ def test_mimic_without_any_tag_says_which_to_pick_and_cannot_run(ui, make_digits
         raise
 
 
+def test_a_meaningless_mimic_reference_is_warned_about_in_the_result_and_next_to_the_panels_slider(
+    ui, make_digits, tmp_path
+):
+    dataset = make_digits()
+    head = tmp_path / "one_direction_head.npy"  # every class the same direction: one class always wins
+    np.save(head, np.tile(np.random.default_rng(5).normal(size=(1, 16)), (10, 1)).astype(np.float32))
+    try:
+        ui.open_dataset(dataset)
+        dialog = ui.open_operator("Compute mimic scores", "mimic")
+        dialog.locator("xpath=.//p[normalize-space()='Reference']/following::*[@role='combobox'][1]").click(
+            timeout=ui.clock.ms(30))
+        ui.page.get_by_role("option", name="checkpoint", exact=True).click(timeout=ui.clock.ms(30))
+        ui.field(dialog, "Head file").fill(str(head))
+        ui.settle(2500)
+        ui.submit(dialog, "Execute")
+        _, text = ui.watch_progress(dialog, r"Mimic: (?:starting|\d+%)", r"Samples scored")
+        assert "Warning" in text and "near chance" in text, text
+        ui.close_dialog()
+        panel = ui.open_panel()  # the panel sweeps the mimic scores: the warning sits next to the slider
+        panel.get_by_text("Check these scores", exact=True).wait_for(timeout=ui.clock.ms(60))
+        assert "near chance" in ui.text(panel)
+    except BaseException:  # pytest.fail too
+        ui.failure_shot(tmp_path)
+        raise
+
+
 # -- coreset order, saved view ------------------------------------------------------------
 
 
@@ -381,6 +407,46 @@ def test_coreset_order_then_save_view_default_to_the_zcore_score_and_save_what_t
     assert app_ids == set(dataset.load_saved_view("from-sdk").values("id")) and len(app_ids) == 90
 
 
+def test_delete_coreset_runs_from_the_app_asks_for_the_view_frozen_on_an_order_then_removes_what_was_ticked(
+    fo, ui, make_digits, tmp_path
+):
+    import fiftyone.operators as foo
+
+    def sdk(name):
+        return foo.get_operator(f"{PLUGIN_NAME}/{name}")
+
+    dataset = make_digits()
+    sdk("compute_zcore_scores")(dataset, "pca_embeddings", seed=0, n_samples=20000)
+    rank_field = sdk("compute_coreset_order")(dataset, "zcore_score")["rank_field"]
+    sdk("save_coreset_view")(dataset, "zcore_score", 0.7, "coreset-70")
+    try:
+        ui.open_dataset(dataset)
+        ui.sidebar_field(rank_field).wait_for(timeout=ui.clock.ms(30))
+        dialog = ui.open_operator("Delete coreset runs", "delete coreset")
+        dialog.get_by_text(re.compile("Tick the runs to delete")).wait_for(timeout=ui.clock.ms(30))
+        text = ui.text(dialog)
+        assert f"field '{rank_field}' · 300 samples" in text and "saved view 'coreset-70' · 90 samples" in text, text
+        # the order alone: refused in the form's words, since the saved view is frozen on it
+        dialog.get_by_text(re.compile(rf"^{rank_field} \(")).click(timeout=ui.clock.ms(10))
+        dialog.get_by_text(re.compile("tick those too")).first.wait_for(timeout=ui.clock.ms(30))
+        ui.settle()
+        assert ui.execute_button(dialog).is_disabled()
+        dialog.get_by_text(re.compile(r"saved view 'coreset-70'")).first.click(timeout=ui.clock.ms(10))
+        dialog.get_by_text(re.compile("tick those too")).first.wait_for(state="detached", timeout=ui.clock.ms(30))
+        ui.settle(2500)
+        ui.submit(dialog, "Execute")
+        _, text = ui.watch_progress(dialog, r"Runs deleted", r"Saved views removed:?\s*coreset-70")
+        assert re.search(r"Runs deleted:?\s*2\b", text) and re.search(rf"Fields removed:?\s*{rank_field}", text), text
+        ui.sidebar_field(rank_field).wait_for(state="detached", timeout=ui.clock.ms(30))  # the App reloaded
+        ui.close_dialog()
+    except BaseException:  # pytest.fail too
+        ui.failure_shot(tmp_path)
+        raise
+    dataset.reload()
+    assert not dataset.has_field(rank_field) and not dataset.has_saved_view("coreset-70")
+    assert dataset.has_field("zcore_score") and dataset.list_runs() == ["zcore_score"]
+
+
 # -- embeddings ----------------------------------------------------------------------------
 
 
@@ -445,6 +511,13 @@ def test_a_scheduled_run_is_the_default_and_lands_when_fiftyone_delegated_launch
         ui.page.get_by_text(re.compile("scheduled", re.I)).first.wait_for(timeout=ui.clock.ms(60))
         ui.shot("09-scheduled.png")
         ui.close_dialog()
+        # the panel lists the run while it waits and runs, and sweeps its scores when it lands
+        ui.page.locator('[data-cy="new-panel-btn"]').first.click(timeout=ui.clock.ms(30))
+        ui.page.get_by_text("Coreset Explorer", exact=True).first.click(timeout=ui.clock.ms(30))
+        panel = ui.page.locator(PANEL)
+        panel.get_by_text(re.compile("compute_zcore_scores in the background: queued")).wait_for(
+            timeout=ui.clock.ms(60))
+        ui.watch_for(panel, "in the background: running")
     except BaseException:  # pytest.fail too
         ui.failure_shot(tmp_path)
         raise
@@ -464,6 +537,16 @@ def test_a_scheduled_run_is_the_default_and_lands_when_fiftyone_delegated_launch
                 break
             time.sleep(1)
         assert op.run_state == "completed", (op.run_state, op.result and op.result.error)
+        panel.get_by_text(re.compile(r"'compute_zcore_scores' finished in the background \(.*scored 300")).wait_for(
+            timeout=ui.clock.ms(30))
+        panel.get_by_text(re.compile(r"^Kept 150$")).first.wait_for(timeout=ui.clock.ms(30))  # no reload by the user
+        ui.sidebar_field("zcore_score").wait_for(timeout=ui.clock.ms(30))
+        ran_s = (op.completed_at - op.started_at).total_seconds()
+        print(f"the run took {ran_s:.1f} s; the panel showed it running: {ui.was_seen('in the background: running')}")
+        assert ui.was_seen("in the background: running") or ran_s < 5, "a run of seconds never showed as running"
+    except BaseException:
+        ui.failure_shot(tmp_path)
+        raise
     finally:
         worker.terminate()
         output = worker.communicate(timeout=30)[0]
