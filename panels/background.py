@@ -34,11 +34,16 @@ def active(dataset_name):
     return sorted(found, key=lambda op: op.queued_at or op.scheduled_at or op.updated_at)
 
 
-def render(panel, ctx, state, on_tick, *, watch=False):
-    """One line per run in the background, and the timer that follows them (always with ``watch``)."""
+def render(panel, ctx, state, on_tick, on_cancel, *, watch=False):
+    """One line per run in the background (a queued one can be cancelled), and the timer that follows them
+    (always with ``watch``)."""
     runs = active(ctx.dataset.name)
     for i, op in enumerate(runs):
-        panel.md(f"⏳ **{op.label or op.operator.split('/')[-1]}** in the background: {_progress(op)}", name=f"background_{i}")
+        row = panel.h_stack(f"background_row_{i}", align_x="left", align_y="center", gap=1)
+        row.md(f"⏳ **{_name(op)}** in the background: {_progress(op)}", name=f"background_{i}")
+        if op.run_state != ExecutionRunState.RUNNING:
+            row.btn(f"cancel_background_{i}", label="Cancel", icon="cancel", on_click=on_cancel,
+                    params=dict(run_id=str(op.id)))
     seen = [str(op.id) for op in runs]
     if seen and not set(seen) <= set(state.get("background") or []):
         state.background = sorted(set(state.get("background") or []) | set(seen))
@@ -66,18 +71,46 @@ def tick(ctx, state):
     return True
 
 
+def cancel(ctx, state, run_id):
+    """The Cancel button of a run that has not started: deletes it from the queue."""
+    service = DelegatedOperationService()
+    op = _get(service, run_id)
+    if op is None:
+        say(state, "That run is no longer in the background.", AT)
+    elif op.run_state == ExecutionRunState.RUNNING:
+        say(state, f"'{_name(op)}' has started: it runs to the end, and nothing is written if it fails "
+            f"(`fiftyone delegated fail {run_id}` marks it failed).", AT)
+    elif op.run_state in _ACTIVE:
+        service.delete_operation(op.id)
+        state.background = [i for i in state.get("background") or [] if i != run_id]
+        say(state, f"Cancelled '{_name(op)}' before it started: nothing was written.", AT)
+
+
+def _name(op):
+    return op.label or op.operator.split("/")[-1]
+
+
 def _progress(op):
     label = getattr(op.status, "label", None)  # what the run's ctx.set_progress said last
     return op.run_state + (f" · {label}" if label and op.run_state == ExecutionRunState.RUNNING else "")
 
 
-def _landed(service, op_id):
+def _get(service, op_id):
+    """The delegated operation ``op_id``, or None when it is gone (deleted, or never was)."""
     from bson import ObjectId
+    from bson.errors import InvalidId
 
-    op = service.get(ObjectId(op_id))
+    try:
+        return service.get(ObjectId(op_id))
+    except (InvalidId, TypeError, ValueError):
+        return None
+
+
+def _landed(service, op_id):
+    op = _get(service, op_id)
     if op is None:
         return "A run in the background was removed."
-    name = op.label or op.operator.split("/")[-1]
+    name = _name(op)
     if op.run_state == ExecutionRunState.FAILED:
         error = (getattr(op.result, "error", None) or "unknown error").strip().splitlines()
         return f"'{name}' failed in the background: {error[-1] if error else 'unknown error'}."

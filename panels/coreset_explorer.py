@@ -232,6 +232,9 @@ class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
         if background.tick(ctx, state_of(ctx)):
             self.on_load(ctx)
 
+    def on_cancel_background(self, ctx):
+        background.cancel(ctx, state_of(ctx), ctx.params.get("run_id"))
+
     def on_order_progress(self, ctx):
         """A tick of the busy order's timer: the render redraws its progress, or the order once it is ready;
         a grid showing the kept samples follows it then."""
@@ -260,11 +263,12 @@ class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
             )
             panel.btn("open_zcore", label="Compute ZCore scores", icon="calculate", variant="contained",
                       on_click=f"{PLUGIN}/compute_zcore_scores", prompt=True)
-            background.render(panel, ctx, state, self.on_background_tick, watch=True)  # a scheduled run lands here
+            # a run scheduled from here lands here
+            background.render(panel, ctx, state, self.on_background_tick, self.on_cancel_background, watch=True)
             return types.Property(panel, view=layout)
 
         panel.md(f"Sweeping {state.get('base_label') or describe(base)}.", name="sweeping")
-        background.render(panel, ctx, state, self.on_background_tick)
+        background.render(panel, ctx, state, self.on_background_tick, self.on_cancel_background)
         _notice(panel, state, None)
         if state.get("stale_views"):
             panel.view("stale_warning", types.Warning(
