@@ -44,7 +44,7 @@ from .embeddings import (
     embeddings_model_identity,
 )
 from .fields import classification_fields, default_score_field, fields_version, score_fields, vector_fields
-from .maps import EmbeddingMap, embedding_map
+from .maps import MAP_POINTS, EmbeddingMap, embedding_map
 from .mimic import DEFAULT_SCORE_FIELD as DEFAULT_MIMIC_FIELD
 from .mimic import REFERENCES as MIMIC_REFERENCES
 from .mimic import compute_mimic_scores

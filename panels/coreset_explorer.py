@@ -13,12 +13,14 @@ plugin's cache), :mod:`.orders` (the order policy), :mod:`.plots` and
 :mod:`.actions`.
 """
 
+import os
 import time
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .. import bridge
+from ..core import maps as core_maps
 from ..core import order as core_order
 from . import actions, background, cache, orders, plots
 from .state import (
@@ -123,6 +125,8 @@ class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
         if state.get("label_field") not in labels:
             state.label_field = labels[0] if labels else None
         vectors = bridge.vector_fields(base)
+        if vectors and os.environ.get("CORESET_MAP_WARM_UP", "1") != "0":
+            core_maps.warm_up()  # so that a first 2-D map waits for its layout, not for UMAP's compiler
         if state.get("embeddings_field") not in vectors:
             recorded = bridge.recorded_embeddings_fields(base, state.get("score_field")) if state.get("score_field") else None
             state.embeddings_field = (recorded or vectors or [None])[0]

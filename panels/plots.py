@@ -10,11 +10,12 @@ import math
 
 import numpy as np
 
+from .. import bridge
 from .orders import BINS
 from .state import say, state_of
 
 #: points drawn on the 2-D map at most
-MAP_POINTS = 5_000
+MAP_POINTS = bridge.MAP_POINTS
 KEPT, PRUNED, RANDOM, CUT = "#ff6d04", "#9e9e9e", "#1e88e5", "#d32f2f"
 #: layout keys of the map: a drag draws a lasso (the App sends the points to ``on_map_selected``)
 MAP_LAYOUT = dict(dragmode="lasso")

@@ -90,7 +90,7 @@ def environment(**values):
 def served(fo, dataset, **env):
     """The App's server on a free loopback port, started with ``env`` in its environment."""
     port = free_port()
-    with environment(**env):
+    with environment(**{"CORESET_MAP_WARM_UP": "1", **env}):
         session = fo.launch_app(dataset, remote=True, address="127.0.0.1", port=port, auto=False)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -17,6 +17,9 @@ from harness import PLUGIN_NAME, ROOT, configure_environment, plugin_package  # 
 
 STATE = pathlib.Path(os.environ.get("CORESET_TEST_STATE") or tempfile.mkdtemp(prefix="coreset-tests-"))
 os.environ["CORESET_TEST_STATE"] = str(STATE)
+# No UMAP warm-up thread in the test process (it would hold the GIL beside every test); the App servers
+# the browser tests start warm up as a user's does (tests/app.py: served).
+os.environ["CORESET_MAP_WARM_UP"] = "0"
 configure_environment(STATE)
 plugin_package()  # core tests import coreset_curation.core
 
