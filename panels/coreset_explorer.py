@@ -400,7 +400,11 @@ class CoresetExplorer(js_slider.SliderEvents, plots.PlotEvents, foo.Panel):
                 text=f"Computing the 2-D map of '{field}' (UMAP, once per field; can take a minute)"))
             panel.view("map_timer", types.TimerView(timeout=50, on_timeout=self.on_compute_map))
             return
-        panel.plot("map", **plots.embedding_map(table, points, mask, field), on_selected=self.on_map_selected)
+        panel.plot("map", **plots.embedding_map(table, points, mask, field), on_selected=self.on_map_selected,
+                   on_click=self.on_map_clicked)
+        if state.get("map_preview"):
+            plots.map_preview(panel, ctx.dataset, table, mask, state.get("map_preview"),
+                              state.get("prune_rate", DEFAULT_PERCENT))
         _notice(panel, state, "map")
 
     def _curve(self, panel, ctx):

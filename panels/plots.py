@@ -8,6 +8,7 @@ and a fixed y range that includes the full-data accuracy.
 
 import math
 
+import fiftyone.operators.types as types
 import numpy as np
 
 from .. import bridge
@@ -153,3 +154,32 @@ class PlotEvents:
         say(state, f"Selected {len(ids):,} samples of the map in the grid.", "map")
         state.flush()  # the panel's redraw first: the selection is the App's last operation of the event
         ctx.ops.set_selected_samples(ids)
+
+    def on_map_clicked(self, ctx):
+        """A click on a map point: the panel shows that sample's image and where it stands, under the map.
+
+        (FiftyOne's plotly view forwards clicks and selections, not hovers: a click stands in for the hover.)
+        """
+        sample_id = ctx.params.get("id")  # the App sends the clicked point's id, idx and trace at the top level
+        if sample_id:
+            state_of(ctx).map_preview = str(sample_id)
+
+
+def map_preview(panel, dataset, table, mask, sample_id, percent):
+    """The clicked sample under the map: its image, class, score and whether the rate keeps it."""
+    from urllib.parse import quote
+
+    rows = np.flatnonzero(np.asarray([str(i) for i in table.ids], dtype=object) == sample_id)
+    try:
+        filepath = dataset.select(sample_id).first().filepath
+    except Exception:  # noqa: BLE001 - the sample is gone (or the id is not one): nothing to show
+        return
+    where = "not ranked"
+    if len(rows):
+        row = rows[0]
+        label = f" · {table.classes[table.codes[row]]}" if table.codes is not None else ""
+        where = (f"{'kept' if mask[row] else 'pruned'} at {percent:g} % (rank {int(table.ranks[row]) + 1:,} of "
+                 f"{len(table.ranks):,}) · score {float(table.scores[row]):.4f}{label}")
+    panel.md(f"**Clicked on the map**: sample `{sample_id}` · {where}", name="map_preview_text")
+    panel.str("map_preview_image", default=f"/media?filepath={quote(filepath, safe='')}",
+              view=types.ImageView(height=160, alt=f"sample {sample_id}"))

@@ -113,11 +113,15 @@ def _wait_plot(ui, panel, title_part, cap_s=60):
 
 
 def _until(ui, condition, what, cap_s=60):
-    """Polls ``condition()`` until it is true (a redraw the panel has no text for)."""
+    """Polls ``condition()`` until it is true (a redraw the panel has no text for); a plot not drawn yet
+    (``_plot`` gives None while the panel computes an order) counts as not yet."""
     end = ui.clock.ms(cap_s) / 1000 + time.monotonic()
     while time.monotonic() < end:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except TypeError:
+            pass
         ui.page.wait_for_timeout(250)
     pytest.fail(f"{what}: not within {cap_s} s")
 
@@ -265,6 +269,18 @@ def test_every_control_of_the_panel_draws_what_it_says(fo, app, digits, tmp_path
         assert ui.was_seen("Computing the 2-D map"), "no spinner before the map"
         assert [t["name"] for t in mapped["traces"]] == ["pruned", "kept"]
         assert len(mapped["traces"][1]["x"]) == kept(75, N) and len(mapped["traces"][0]["x"]) == N - kept(75, N)
+        # a click on a point shows that sample's image under the map (a kept point may sit on a pruned one)
+        plot = panel.locator(".js-plotly-plot").filter(has_text="2-D map").first
+        x, y = plot.evaluate("""p => { const t = p.data.findIndex(d => d.name === 'kept'), d = p.data[t];
+            const xa = p._fullLayout.xaxis, ya = p._fullLayout.yaxis;
+            return [xa._offset + xa.l2p(d.x[0]), ya._offset + ya.l2p(d.y[0])]; }""")
+        box = plot.bounding_box()
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        image = panel.locator('img[src^="/media?filepath="]')
+        image.wait_for(timeout=ui.clock.ms(30))
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
+                               timeout=ui.clock.ms(30))
+        assert re.search(r"Clicked on the map: sample \w+ · (kept|pruned) at 75 %", ui.text(panel)), ui.text(panel)
 
         _step('the accuracy curve: a spinner, then traces at the right rates')
         # the accuracy curve: a spinner first, then traces at the right rates

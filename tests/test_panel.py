@@ -280,6 +280,18 @@ def test_the_map_shows_a_spinner_first_then_the_points(panel_module, make_datase
     traces = driver.output["type"]["properties"]["map"]["view"]["data"]
     assert [t["name"] for t in traces] == ["pruned", "kept"]
     assert len(traces[1]["x"]) == 40 and len(traces[0]["x"]) == 40
+    # a click on a point shows that sample's image and where it stands, under the map
+    pruned_id = traces[0]["ids"][3]
+    # (the App's click event: the point's id, index and trace at the top level)
+    driver.event("on_map_clicked", event="onClick", id=pruned_id, idx=3, trace="pruned", x=None, y=None)
+    image = driver.component("map_preview_image")
+    sample = dataset[pruned_id]
+    assert image["default"] == "/media?filepath=" + sample.filepath.replace("/", "%2F")
+    text = str(driver.component("map_preview_text"))
+    assert f"sample `{pruned_id}` · pruned at 50 % (rank " in text and f"score {sample.score:.4f}" in text
+    kept_id = traces[1]["ids"][0]
+    driver.event("on_map_clicked", event="onClick", id=kept_id, idx=0, trace="kept", x=None, y=None)
+    assert f"sample `{kept_id}` · kept at 50 %" in str(driver.component("map_preview_text"))
 
 
 def test_the_accuracy_curve_draws_its_traces(panel_module, make_dataset):
