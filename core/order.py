@@ -641,7 +641,7 @@ def _kth_neighbour(dist, k):
     k = min(k, n - 1)
     if k < 1:
         return np.zeros(n)
-    return np.partition(dist, k, axis=1)[:, k]
+    return np.partition(dist, k, axis=1)[:, k].copy()  # a copy: a column view would keep the n x n partition alive
 
 
 def _isolation(dist):
