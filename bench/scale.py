@@ -10,8 +10,8 @@ Phases (``--phases``, default all, in this order):
 
 * ``load``: ``bridge.read_vectors`` of the 1M x 512 field (peak RSS above the
   process baseline, as a multiple of the float32 matrix);
-* ``zcore``: ``compute_zcore_scores`` with the published defaults (10^6
-  iterations): seconds, reliability, the warning it gives;
+* ``zcore``: ``compute_zcore_scores`` with the plugin's defaults (converging
+  ``"auto"``, 300 s budget): seconds, reliability, the warning it gives;
 * ``write``: committing 1M new scores (staging + journal + server-side merge);
 * ``order``: ``compute_coreset_order`` for every selection (the default first;
   ``--selections`` restricts this phase and ``panel``/``save`` to some, e.g. ``prototype``);
@@ -25,7 +25,7 @@ Phases (``--phases``, default all, in this order):
   seconds, peak RSS as a multiple of the float32 matrix, groups and extra copies found.
 
 Usage: ``.venv/bin/python bench/scale.py [--n 1000000] [--phases load zcore ...] [--selections ...] [--rebuild]``
-(the build takes ~4 min; zcore ~5 min; order a few minutes per embedding mode).
+(the build takes ~3-4 min; zcore ~7 min; the default order ~5 min, the others a few minutes each).
 """
 
 import argparse
