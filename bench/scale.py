@@ -10,10 +10,11 @@ Phases (``--phases``, default all, in this order):
 
 * ``load``: ``bridge.read_vectors`` of the 1M x 512 field (peak RSS above the
   process baseline, as a multiple of the float32 matrix);
-* ``zcore``: ``compute_zcore_scores`` with the published defaults (10^6
-  iterations): seconds, reliability, the warning it gives;
+* ``zcore``: ``compute_zcore_scores`` with the plugin's defaults (converging
+  ``"auto"``, 300 s budget): seconds, reliability, the warning it gives;
 * ``write``: committing 1M new scores (staging + journal + server-side merge);
-* ``order``: ``compute_coreset_order`` for every selection (the default first);
+* ``order``: ``compute_coreset_order`` for every selection (the default first;
+  ``--selections`` restricts this phase and ``panel``/``save`` to some, e.g. ``prototype``);
 * ``panel``: the Coreset Explorer's first load and slider moves (median, p95)
   for every selection, through a real ExecutionContext;
 * ``save``: ``save_coreset_view`` at 30, 70 and 90 % for every selection; a new
@@ -23,8 +24,8 @@ Phases (``--phases``, default all, in this order):
 * ``duplicates``: ``find_near_duplicates`` with the automatic radius (read, search, write of both fields):
   seconds, peak RSS as a multiple of the float32 matrix, groups and extra copies found.
 
-Usage: ``.venv/bin/python bench/scale.py [--n 1000000] [--phases load zcore ...] [--rebuild]``
-(the build takes ~4 min; zcore ~5 min; order a few minutes per embedding mode).
+Usage: ``.venv/bin/python bench/scale.py [--n 1000000] [--phases load zcore ...] [--selections ...] [--rebuild]``
+(the build takes ~3-4 min; zcore ~7 min; the default order ~5 min, the others a few minutes each).
 """
 
 import argparse
@@ -139,11 +140,11 @@ def phase_write(dataset):
     _emit(phase="write", seconds=round(seconds, 1), values=len(ids))
 
 
-def phase_order(dataset):
+def phase_order(dataset, selections=SELECTIONS):
     from coreset_curation import bridge
 
     figures = {}
-    for selection in SELECTIONS:
+    for selection in selections:
         start = time.perf_counter()
         summary = bridge.compute_coreset_order(dataset, "zcore_score", selection=selection)
         figures[selection] = round(time.perf_counter() - start, 1)
@@ -151,7 +152,7 @@ def phase_order(dataset):
     _emit(phase="order", seconds=figures, default=bridge.DEFAULT_SELECTION)
 
 
-def phase_panel(dataset, moves=20):
+def phase_panel(dataset, selections=SELECTIONS, moves=20):
     import importlib
 
     import numpy as np
@@ -160,7 +161,7 @@ def phase_panel(dataset, moves=20):
 
     module = importlib.import_module("coreset_curation.panels.coreset_explorer")
     figures = {}
-    for selection in SELECTIONS:
+    for selection in selections:
         driver = PanelDriver(module, dataset.view())
         start = time.perf_counter()
         driver.event("on_load")
@@ -180,12 +181,12 @@ def phase_panel(dataset, moves=20):
     _emit(phase="panel", **figures)
 
 
-def phase_save(dataset):
+def phase_save(dataset, selections=SELECTIONS):
     from coreset_curation import bridge
 
     figures = {}
     expected = {}
-    for selection in SELECTIONS:
+    for selection in selections:
         for rate in (0.3, 0.7, 0.9):
             name = f"scale-{selection}-{int(rate * 100)}"
             start = time.perf_counter()
@@ -247,13 +248,18 @@ def _child(args):
     if args.check_saved:
         check_saved(dataset, json.loads(args.check_saved))
         return
-    globals()[f"phase_{args.phase}"](dataset)
+    phase = globals()[f"phase_{args.phase}"]
+    if args.phase in ("order", "panel", "save"):
+        return phase(dataset, selections=args.selections)
+    phase(dataset)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
+    parser.add_argument("--selections", nargs="+", default=list(SELECTIONS), choices=SELECTIONS,
+                        help="the selections of the order, panel and save phases")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--check-saved", help=argparse.SUPPRESS)
@@ -268,7 +274,8 @@ def main():
     results = []
     for phase in args.phases:
         print(f"phase {phase} ...", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--phase", phase, "--n", str(args.n)],
+        proc = subprocess.run([sys.executable, __file__, "--phase", phase, "--n", str(args.n),
+                               "--selections", *args.selections],
                               capture_output=True, text=True, env=dict(os.environ))
         for line in proc.stdout.splitlines():
             if line.startswith("RESULT "):

@@ -101,7 +101,9 @@ with ``bench/order_speed.py`` on 1,000,000 x 512 float32 clustered data
 tiers, which read every block twice (near-duplicates and isolation first,
 then the order over the representatives): ``"prototype"`` on 100,000 x 128
 clustered data took 30-54 s against 17-37 s before (two runs each, load
-average ~19 on 2 cores); not re-measured at 1M.
+average ~19 on 2 cores); at 1M x 512 through the database
+(``bench/scale.py --phases order --selections prototype``, load average
+2-6) ``"prototype"`` took 192 s, peak RSS 2.91 GiB (1.52x the matrix).
 """
 
 import heapq
@@ -641,7 +643,7 @@ def _kth_neighbour(dist, k):
     k = min(k, n - 1)
     if k < 1:
         return np.zeros(n)
-    return np.partition(dist, k, axis=1)[:, k]
+    return np.partition(dist, k, axis=1)[:, k].copy()  # a copy: a column view would keep the n x n partition alive
 
 
 def _isolation(dist):
