@@ -77,9 +77,11 @@ class Busy:
         self.fraction = fraction
 
     def describe(self):
-        done = "" if self.fraction is None else f"{100 * self.fraction:.0f} % · "
+        seconds = f"{time.monotonic() - self.started:.0f} s"
+        if self.fraction is None:  # reading a stored order, or about to compute one
+            return f"Preparing the '{self.selection}' order (nothing is written): {seconds}"
         return (f"Computing the '{self.selection}' order in memory (nothing is written): "
-                f"{done}{time.monotonic() - self.started:.0f} s")
+                f"{100 * self.fraction:.0f} % · {seconds}")
 
 
 def table(dataset_name, base, state, *, wait=None):
