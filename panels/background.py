@@ -5,8 +5,8 @@ panel lists it with its progress and looks again every :data:`TICK_MS`; when
 it lands, the panel says so next to that list, forgets what it had read, and
 reloads the dataset, so the new field shows in the App and in the panel with
 no reload by the user. FiftyOne tells a panel nothing about delegated
-operations, so the panel asks :class:`DelegatedOperationService` (one small
-query per event).
+operations, so the panel asks :class:`DelegatedOperationService` (three small
+queries per event: one per queued, scheduled and running state).
 """
 
 import fiftyone.operators.types as types

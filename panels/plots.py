@@ -169,11 +169,13 @@ def map_preview(panel, dataset, table, mask, sample_id, percent):
     """The clicked sample under the map: its image, class, score and whether the rate keeps it."""
     from urllib.parse import quote
 
-    rows = np.flatnonzero(np.asarray([str(i) for i in table.ids], dtype=object) == sample_id)
+    from bson import ObjectId
+
     try:
         filepath = dataset.select(sample_id).first().filepath
     except Exception:  # noqa: BLE001 - the sample is gone (or the id is not one): nothing to show
         return
+    rows = np.flatnonzero(table.ids == ObjectId(sample_id))  # the table's ids are ObjectIds: no str per sample
     where = "not ranked"
     if len(rows):
         row = rows[0]
