@@ -1,12 +1,13 @@
 """The compiled kernel of the converging ZCore engine: whole dimension pairs.
 
 Per pair (a, b): the samples are counting-sorted into a grid of cells whose
-edges are quantiles of each column (precomputed bins), so the cells hold a
-few samples each. Two independently shifted quantile lattices of the pair's
-triangular density give the coverage: each lattice point goes to its
-L1-nearest sample, found ring by ring around its cell until the ring's
-distance bound exceeds the best distance. Each covered sample then spreads its
-count over its nearest others (the same ring search), with the normalised
+edges are quantiles of each column (precomputed bins), so the cells hold
+about ten samples each. Two independently shifted quantile lattices of the
+pair's triangular density give the coverage: each lattice point goes to its
+L1-nearest sample, found by visiting cells nearest first (a heap keyed by a
+cell's L1 distance from the point) until the next cell is farther than the
+best sample. Each covered sample then spreads its count over its nearest
+others (the same search), with the normalised
 ``d ** -exp`` weights whose normalisation adds ``tail`` times the last one.
 
 Contributions are added in int64 fixed point (``SCALE`` per unit of a pair's
@@ -44,53 +45,94 @@ def _build(xa, xb, bina, binb, nb, start, fill, sx, sy, sid):
 
 
 @numba.njit(nogil=True, cache=KERNEL_CACHE, inline="always")
-def _ring_bound(qx, qy, ci, cj, r, nb, ea, eb):
-    """A lower bound on the L1 distance from q to samples outside the (2r+1)-box of cells."""
-    bound = np.inf
-    if ci - r > 0:
-        bound = min(bound, qx - ea[ci - r - 1])
-    if ci + r < nb - 1:
-        bound = min(bound, ea[ci + r] - qx)
-    if cj - r > 0:
-        bound = min(bound, qy - eb[cj - r - 1])
-    if cj + r < nb - 1:
-        bound = min(bound, eb[cj + r] - qy)
-    return max(bound, 0.0)
+def _gap(q, edges, cell, own):
+    """The distance from coordinate ``q`` (in cell ``own``) to cell ``cell`` along one axis."""
+    if cell < own:
+        return q - edges[cell]
+    if cell > own:
+        return edges[cell - 1] - q
+    return 0.0
+
+
+@numba.njit(nogil=True, cache=KERNEL_CACHE, inline="always")
+def _push(heap_key, heap_cell, size, key, cell):
+    """Adds ``cell`` to the min-heap of cells by ``key``; returns the new size."""
+    m = size
+    while m > 0 and heap_key[(m - 1) // 2] > key:
+        heap_key[m] = heap_key[(m - 1) // 2]
+        heap_cell[m] = heap_cell[(m - 1) // 2]
+        m = (m - 1) // 2
+    heap_key[m] = key
+    heap_cell[m] = cell
+    return size + 1
+
+
+@numba.njit(nogil=True, cache=KERNEL_CACHE, inline="always")
+def _pop(heap_key, heap_cell, size):
+    """Removes the root of the min-heap (read it before); returns the new size."""
+    size -= 1
+    key, cell = heap_key[size], heap_cell[size]
+    m = 0
+    while True:
+        child = 2 * m + 1
+        if child >= size:
+            break
+        if child + 1 < size and heap_key[child + 1] < heap_key[child]:
+            child += 1
+        if heap_key[child] >= key:
+            break
+        heap_key[m] = heap_key[child]
+        heap_cell[m] = heap_cell[child]
+        m = child
+    heap_key[m] = key
+    heap_cell[m] = cell
+    return size
 
 
 @numba.njit(nogil=True, cache=KERNEL_CACHE)
-def _search(qx, qy, ci, cj, nb, ea, eb, start, sx, sy, sid, best_d, best_i):
-    """The len(best_d) nearest samples to q (L1), nearest first; returns how many."""
+def _search(qx, qy, ci, cj, nb, ea, eb, start, sx, sy, sid, best_d, best_i, scratch):
+    """The len(best_d) nearest samples to q (L1), nearest first; returns how many.
+
+    Cells are visited nearest first by their L1 distance from q (a best-first
+    search over the grid, whose cells with distance below any radius are
+    connected to q's cell), so only cells that can hold a nearer sample are read.
+    """
+    heap_key, heap_cell, mark, marked = scratch
     k = best_d.shape[0]
     n = 0
-    r = 0
-    while True:
-        i0, i1, j0, j1 = ci - r, ci + r, cj - r, cj + r
-        for i in range(max(i0, 0), min(i1, nb - 1) + 1):
-            edge_row = i == i0 or i == i1
-            step = 1 if edge_row else j1 - j0
-            j = j0
-            while j <= j1:
-                if 0 <= j < nb and step > 0:
-                    c = i * nb + j
-                    for p in range(start[c], start[c + 1]):
-                        d = abs(np.float64(sx[p]) - qx) + abs(np.float64(sy[p]) - qy)
-                        if n < k or d < best_d[n - 1]:
-                            m = n if n < k else k - 1
-                            while m > 0 and best_d[m - 1] > d:
-                                best_d[m] = best_d[m - 1]
-                                best_i[m] = best_i[m - 1]
-                                m -= 1
-                            best_d[m] = d
-                            best_i[m] = sid[p]
-                            n = min(n + 1, k)
-                if step == 0:
-                    break
-                j += step
-        bound = _ring_bound(qx, qy, ci, cj, r, nb, ea, eb)
-        if bound == np.inf or (n == k and best_d[k - 1] <= bound):
-            return n
-        r += 1
+    size = _push(heap_key, heap_cell, 0, 0.0, ci * nb + cj)
+    mark[ci * nb + cj] = 1
+    marked[0] = ci * nb + cj
+    n_marked = 1
+    while size > 0:
+        key, c = heap_key[0], heap_cell[0]
+        if n == k and key >= best_d[k - 1]:
+            break
+        size = _pop(heap_key, heap_cell, size)
+        for p in range(start[c], start[c + 1]):
+            d = abs(np.float64(sx[p]) - qx) + abs(np.float64(sy[p]) - qy)
+            if n < k or d < best_d[n - 1]:
+                m = n if n < k else k - 1
+                while m > 0 and best_d[m - 1] > d:
+                    best_d[m] = best_d[m - 1]
+                    best_i[m] = best_i[m - 1]
+                    m -= 1
+                best_d[m] = d
+                best_i[m] = sid[p]
+                n = min(n + 1, k)
+        i, j = c // nb, c % nb
+        for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            ni, nj = i + di, j + dj
+            if 0 <= ni < nb and 0 <= nj < nb:
+                nc = ni * nb + nj
+                if mark[nc] == 0:
+                    mark[nc] = 1
+                    marked[n_marked] = nc
+                    n_marked += 1
+                    size = _push(heap_key, heap_cell, size, _gap(qx, ea, ni, ci) + _gap(qy, eb, nj, cj), nc)
+    for m in range(n_marked):
+        mark[marked[m]] = 0
+    return n
 
 
 @numba.njit(nogil=True, cache=KERNEL_CACHE)
@@ -134,6 +176,8 @@ def run_pairs(cols, bins, edges, lo, med, hi, pairs, parity, shifts, grid, used,
     qy = np.empty(grid, dtype=np.float64)
     bx = np.empty(grid, dtype=np.int64)
     by = np.empty(grid, dtype=np.int64)
+    scratch = (np.empty(nb * nb, dtype=np.float64), np.empty(nb * nb, dtype=np.int64),
+               np.zeros(nb * nb, dtype=np.uint8), np.empty(nb * nb, dtype=np.int64))
     unit = SCALE / (grid * grid)
     integer_exp = exp == math.floor(exp) and exp <= 16
     for t in range(pairs.shape[0]):
@@ -150,7 +194,7 @@ def run_pairs(cols, bins, edges, lo, med, hi, pairs, parity, shifts, grid, used,
                 by[g] = _bin(eb, qy[g])
             for g in range(grid):
                 for h in range(grid):
-                    _search(qx[g], qy[h], bx[g], by[h], nb, ea, eb, start, sx, sy, sid, one_d, one_i)
+                    _search(qx[g], qy[h], bx[g], by[h], nb, ea, eb, start, sx, sy, sid, one_d, one_i, scratch)
                     s = one_i[0]
                     if count[0, s] == 0 and count[1, s] == 0:
                         touched[n_touched] = s
@@ -160,7 +204,7 @@ def run_pairs(cols, bins, edges, lo, med, hi, pairs, parity, shifts, grid, used,
         for m in range(n_touched):
             s = touched[m]
             px, py = np.float64(xa[s]), np.float64(xb[s])
-            n = _search(px, py, _bin(ea, px), _bin(eb, py), nb, ea, eb, start, sx, sy, sid, near_d, near_i)
+            n = _search(px, py, _bin(ea, px), _bin(eb, py), nb, ea, eb, start, sx, sy, sid, near_d, near_i, scratch)
             _spread(s, n, near_d, near_i, ratio, count[0, s] * unit, count[1, s] * unit,
                     tail, exp, integer_exp, acc[row], acc[row + 1])
             count[0, s] = 0
