@@ -101,7 +101,7 @@ def _contributions(engine, density, threads):
     """(pairs, 2 lattices, N) contributions of every pair at ``density`` points per sample."""
     num = engine.num
     grid = max(2, math.ceil(math.sqrt(density * num / 2)))
-    settings = (grid,) + engine.settings[1:]
+    settings = (grid,) + engine.settings[1:4] + (1,)  # one lattice for coverage and penalties
     shifts = np.random.default_rng(1).random((len(engine.pairs), 2, 2))
     out = np.empty((len(engine.pairs), 2, num), dtype=np.float32)
 

@@ -14,7 +14,10 @@ second:
   from pair to pair than from draw to draw);
 - within a pair the points are not drawn at random but form two shifted
   quantile lattices of the pair's triangular density (stratified: each
-  sample's count is close to the mass of its L1 Voronoi cell);
+  sample's count is close to the mass of its L1 Voronoi cell); every point
+  adds coverage, and one in ``COVERAGE_REFINE ** 2`` (a coarser lattice with
+  the same expectation) spreads the redundancy penalty, whose search of the
+  nearest others is the costly part;
 - one 2-D grid index per pair answers each point's nearest sample and each
   covered sample's nearest others from the few cells nearest to it (a
   best-first search by L1 distance) instead of one O(N) pass;
@@ -52,6 +55,11 @@ from .zcore_ray import BACKENDS, check_backend
 NEIGHBOURS_USED = 64
 #: lattice points per sample over one pass of all pairs (both lattices together)
 POINTS_PER_SAMPLE = 2000
+#: coverage lattice points per side of a redundancy lattice point: the penalties are spread from one in
+#: COVERAGE_REFINE ** 2 of the points (a coarser lattice with the same expectation), which costs a search of the
+#: 65 nearest each, while every point adds coverage. At 100,000 x 512 a visit took 4.6 ms with 2 instead of
+#: 10.6 ms with 1, for 1.26 x the noise (split-half rank reliability 0.236 in 77 s vs 0.196 in 87 s).
+COVERAGE_REFINE = 2
 #: most passes over all pairs a run makes (data whose reliability cannot grow stops here)
 MAX_PASSES = 32
 # Pairs in the first round, before the reliability can say how many are needed.
@@ -208,6 +216,11 @@ def _noise(reliability):
     return (1 - reliability) / reliability if reliability > 0 else np.inf
 
 
+def lattice_grid(points, refine):
+    """Redundancy lattice points per side for about ``points`` coverage points a visit (two lattices)."""
+    return max(2, math.ceil(max(4, math.ceil(math.sqrt(points / 2))) / refine))
+
+
 def tail_weight(used, total, exp):
     """Sum over ranks j in (used, total] of (used / j) ** (exp / 2).
 
@@ -238,11 +251,11 @@ class _Engine:
         tail = tail_weight(used, min(redundancy_nn, num - 1), redundancy_exp)
         a, b = np.triu_indices(dim, k=1)
         self.pairs = np.stack([a, b], axis=1)
-        # Both lattices together hold about POINTS_PER_SAMPLE * N points per pass.
-        grid = max(4, math.ceil(math.sqrt(POINTS_PER_SAMPLE * num / len(self.pairs) / 2)))
-        self.points_per_visit = 2 * grid**2
+        # Both coverage lattices together hold about POINTS_PER_SAMPLE * N points per pass.
+        grid = lattice_grid(POINTS_PER_SAMPLE * num / len(self.pairs), COVERAGE_REFINE)
+        self.points_per_visit = 2 * (grid * COVERAGE_REFINE) ** 2
         #: the kernel's scalar settings
-        self.settings = (grid, used, tail, float(redundancy_exp))
+        self.settings = (grid, used, tail, float(redundancy_exp), COVERAGE_REFINE)
         self.seed = seed
 
     def _pass(self, index):
