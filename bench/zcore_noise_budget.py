@@ -103,13 +103,13 @@ def main():
     start = time.perf_counter()
     e = _moments(engine, exact_settings, pairs[:n_exact], shifts[:n_exact], penalty_split=False)
     seconds = time.perf_counter() - start
-    exact_noise = _noise(e["rank"])
+    exact_noise = zcore_expected._noise(e["rank"])
     exact_lattice = e["lattice"] / (e["per_visit"] - e["lattice"])
     print(f"\n2. near-exact visits ({2 * exact_grid**2:,} points a visit, {2 * exact_grid**2 / num:.2f} per "
           f"sample, lattice noise {exact_lattice:.2f} pv): {n_exact} visits in {seconds:.0f} s on "
           f"{args.cores} threads = {seconds * args.cores / n_exact / num * 1e6:.2f} µs a sample-pair "
           f"contribution; their split-half reliability by ranks {e['rank']:.3f}, Pearson {e['pearson']:.3f}")
-    q = _noise(args.target)
+    q = zcore_expected._noise(args.target)
     # Noise-to-signal of n exact visits out of P: (1 - n / P) * c / n with c = noise * n_exact (Spearman-Brown).
     per_visit_noise = exact_noise * n_exact / (1 - n_exact / total)
     needed = per_visit_noise / (q + per_visit_noise / total)
@@ -119,11 +119,6 @@ def main():
           f"optimistic here, section 1's engine curve grows slower): {needed / total:.0%} of the pairs = "
           f"{contributions:.3g} sample-pair contributions; {args.budget:g} s on {args.cores} cores allows "
           f"{_duration(allowed)} each")
-
-
-def _noise(reliability):
-    """Noise-to-signal variance ratio of a reliability."""
-    return (1 - reliability) / reliability
 
 
 def _duration(seconds):
