@@ -57,8 +57,8 @@ NEIGHBOURS_USED = 64
 POINTS_PER_SAMPLE = 2000
 #: coverage lattice points per side of a redundancy lattice point: the penalties are spread from one in
 #: COVERAGE_REFINE ** 2 of the points (a coarser lattice with the same expectation), which costs a search of the
-#: 65 nearest each, while every point adds coverage. At 100,000 x 512 a visit took 4.6 ms with 2 instead of
-#: 10.6 ms with 1, for 1.26 x the noise (split-half rank reliability 0.236 in 77 s vs 0.196 in 87 s).
+#: 65 nearest each, while every point adds coverage. At 100,000 x 512, one thread, 80 s (bench/zcore_refine.py):
+#: 1 -> 0.181 (10.2 ms a visit), 2 -> 0.249 (4.0 ms), 3 -> 0.240, 4 -> 0.213 split-half rank reliability.
 COVERAGE_REFINE = 2
 #: most passes over all pairs a run makes (data whose reliability cannot grow stops here)
 MAX_PASSES = 32
