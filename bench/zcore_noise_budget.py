@@ -7,8 +7,8 @@ does not compute exactly within a visited pair (the engine's lattice noise).
 On the clustered embeddings of ``bench/zcore_reliability.py`` this script
 prints:
 
-1. the engine's own visits (``--visits`` random pairs of its first pass, two
-   threads): the signal S (variance over samples of the all-pairs mean), the
+1. the engine's own visits (``--visits`` random pairs of its first pass, on
+   ``--cores`` threads): the signal S (variance over samples of the all-pairs mean), the
    exact per-pair variance pv and the lattice noise L of one visit, L split
    into its coverage and redundancy parts (the same visits with the penalty
    switched off); and the split-half reliability of those visits two ways:
@@ -77,7 +77,7 @@ def main():
     start = time.perf_counter()
     grid = zcore_expected.lattice_grid(engine.points_per_visit, args.refine)
     settings = (grid,) + engine.settings[1:4] + (args.refine,)
-    m = _moments(engine, settings, pairs[: args.visits], shifts[: args.visits], penalty_split=True)
+    m = _moments(engine, settings, pairs[: args.visits], shifts[: args.visits], args.cores, penalty_split=True)
     seconds = time.perf_counter() - start
     lattice = m["lattice"]
     pair_var = m["per_visit"] - lattice
@@ -101,7 +101,7 @@ def main():
     exact_settings = (exact_grid,) + engine.settings[1:4] + (1,)
     n_exact = args.exact_visits
     start = time.perf_counter()
-    e = _moments(engine, exact_settings, pairs[:n_exact], shifts[:n_exact], penalty_split=False)
+    e = _moments(engine, exact_settings, pairs[:n_exact], shifts[:n_exact], args.cores, penalty_split=False)
     seconds = time.perf_counter() - start
     exact_noise = zcore_expected._noise(e["rank"])
     exact_lattice = e["lattice"] / (e["per_visit"] - e["lattice"])
@@ -129,8 +129,8 @@ def _duration(seconds):
     return f"{seconds:.3g} s"
 
 
-def _moments(engine, settings, pairs, shifts, penalty_split):
-    """Signal, per-visit variance, lattice noise and split-half reliabilities of ``pairs``."""
+def _moments(engine, settings, pairs, shifts, threads, penalty_split):
+    """Signal, per-visit variance, lattice noise and split-half reliabilities of ``pairs`` on ``threads``."""
     num = engine.num
     n = len(pairs)
     sums = np.zeros((2, num))  # per half of the visits
@@ -161,7 +161,7 @@ def _moments(engine, settings, pairs, shifts, penalty_split):
             if penalty_split:
                 cross[:] += diffs[1] * diffs[2]
 
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         list(pool.map(visit, range(n)))
     half_a, half_b = sums[0] / (n // 2), sums[1] / (n - n // 2)
     mean = (sums[0] + sums[1]) / n
